@@ -1,0 +1,78 @@
+"""Every boto3 client is built here, for one of three ways of reaching an AWS account."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+SANDBOX = "sandbox"
+ASSUME_ROLE = "assume_role"
+AMBIENT = "ambient"
+
+# standard mode: 3 attempts, backoff capped at 20 s, a retry quota; explicit timeouts so a hung
+# endpoint costs a job seconds, not the worker.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=30,
+)
+CREDENTIAL_REFRESH_MARGIN_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class AccountAccess:
+    """How to reach one customer account: plain values copied from an AwsAccount row."""
+
+    mode: str
+    region: str
+    role_arn: str = ""
+    external_id: str = ""
+    session_name: str = "tinystacks"
+
+
+_role_sessions: dict[tuple[str, str], tuple[boto3.Session, float]] = {}
+_role_sessions_lock = threading.Lock()
+
+
+def client(access: AccountAccess, service: str, region: str | None = None) -> Any:
+    """A boto3 client for `service` in the account and region `access` names."""
+    region_name = region or access.region
+    if access.mode == SANDBOX:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=region_name,
+            endpoint_url=settings.TINYSTACKS_SANDBOX_URL,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+            config=CLIENT_CONFIG,
+        )
+    session = _assumed_role_session(access) if access.mode == ASSUME_ROLE else boto3.Session()
+    return session.client(service, region_name=region_name, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def _assumed_role_session(access: AccountAccess) -> boto3.Session:
+    """A session on the customer's role, cached until shortly before its credentials expire."""
+    key = (access.role_arn, access.external_id)
+    with _role_sessions_lock:
+        cached = _role_sessions.get(key)
+        if cached and cached[1] - CREDENTIAL_REFRESH_MARGIN_SECONDS > time.time():
+            return cached[0]
+        sts = boto3.client("sts", region_name=access.region, config=CLIENT_CONFIG)
+        credentials = sts.assume_role(
+            RoleArn=access.role_arn,
+            RoleSessionName=access.session_name[:64],
+            ExternalId=access.external_id,
+        )["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        _role_sessions[key] = (session, credentials["Expiration"].timestamp())
+        return session

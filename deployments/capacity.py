@@ -1,0 +1,97 @@
+"""ECS task sizes and EC2 instance capacity: the rules moto does not check, so we must.
+
+Task sizes follow the Fargate cpu/memory table, which ECS documents and which is a safe menu on the
+EC2 launch type too. An instance offers its vCPUs × 1024 CPU units and its memory less what the
+ECS agent and the OS keep (we set ECS_RESERVED_MEMORY in the launch template's user data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+
+ECS_RESERVED_MEMORY_MIB = 256
+KERNEL_OVERHEAD = 0.05  # the kernel and OS keep roughly this share before ECS sees memory
+
+# Task CPU units → the memory sizes (MiB) ECS accepts with them.
+TASK_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+}
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    name: str
+    vcpus: int
+    memory_mib: int
+
+    @property
+    def cpu_units(self) -> int:
+        return self.vcpus * 1024
+
+    @property
+    def task_memory_mib(self) -> int:
+        """Memory an instance registers with ECS for tasks."""
+        return int(self.memory_mib * (1 - KERNEL_OVERHEAD)) - ECS_RESERVED_MEMORY_MIB
+
+
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    t.name: t
+    for t in (
+        InstanceType("t3.small", 2, 2048),
+        InstanceType("t3.medium", 2, 4096),
+        InstanceType("t3.large", 2, 8192),
+        InstanceType("t3.xlarge", 4, 16384),
+        InstanceType("m6i.large", 2, 8192),
+        InstanceType("m6i.xlarge", 4, 16384),
+        InstanceType("m6i.2xlarge", 8, 32768),
+        InstanceType("c6i.large", 2, 4096),
+        InstanceType("c6i.xlarge", 4, 8192),
+        InstanceType("r6i.large", 2, 16384),
+    )
+}
+DEFAULT_INSTANCE_TYPE = "t3.medium"
+INSTANCE_TYPE_CHOICES = [(name, name) for name in INSTANCE_TYPES]
+
+
+def task_size_choices() -> list[tuple[str, str]]:
+    """(value, label) pairs "cpu/memory" for forms offering only valid combinations."""
+    return [
+        (f"{cpu}/{memory}", f"{cpu / 1024:g} vCPU, {memory / 1024:g} GB")
+        for cpu, memories in TASK_MEMORY_BY_CPU.items()
+        for memory in memories
+    ]
+
+
+def validate_task_size(cpu: int, memory: int, instance_type: str | None = None) -> None:
+    """Raise ValidationError (keyed by field) unless ECS would accept and place this task size."""
+    if cpu not in TASK_MEMORY_BY_CPU:
+        allowed = ", ".join(str(c) for c in TASK_MEMORY_BY_CPU)
+        raise ValidationError({"cpu": f"CPU must be one of {allowed} units (1024 = 1 vCPU)."})
+    memories = TASK_MEMORY_BY_CPU[cpu]
+    if memory not in memories:
+        raise ValidationError(
+            {
+                "memory": f"With {cpu} CPU units, memory must be between {memories[0]} and "
+                f"{memories[-1]} MiB in steps of 1024 (or 512 at the low end); got {memory}."
+            }
+        )
+    if instance_type is None:
+        return
+    instance = INSTANCE_TYPES.get(instance_type)
+    if instance is None:
+        raise ValidationError({"cpu": f"Unknown instance type {instance_type!r}."})
+    if cpu > instance.cpu_units or memory > instance.task_memory_mib:
+        raise ValidationError(
+            {
+                "memory": f"A task of {cpu} CPU units and {memory} MiB does not fit on a "
+                f"{instance.name} instance, which offers {instance.cpu_units} CPU units and "
+                f"{instance.task_memory_mib} MiB to tasks. Choose a smaller size or a larger "
+                "instance type for the cluster."
+            }
+        )

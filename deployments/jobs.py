@@ -1,0 +1,166 @@
+"""RQ entry points. Each job has a Job row: RQ carries only its id, the row carries the truth.
+
+A job is claimed with a conditional update before it runs, so a job enqueued twice (or picked up
+by two workers) runs once; the outcome, error and log lines are written back to the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+from rq.job import Job as RqJob
+from rq.job import JobStatus
+
+from deployments.aws.clients import AccountAccess
+from deployments.aws.errors import describe_aws_error
+from deployments.aws.identity import caller_identity
+from deployments.models import AwsAccount, Job
+from deployments.transitions import transition
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# A row younger than this may still be waiting for its transaction's on_commit enqueue.
+ENQUEUE_GRACE = timedelta(seconds=30)
+RQ_ALIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
+TICK_LOCK = "tinystacks:tick"
+
+JobHandler = Callable[[Job], None]
+HANDLERS: dict[str, JobHandler] = {}
+
+
+class JobFailed(Exception):
+    """A failure already described for users; its message is recorded as the job's error."""
+
+
+def handles(kind: str) -> Callable[[JobHandler], JobHandler]:
+    def register(handler: JobHandler) -> JobHandler:
+        HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def enqueue(job: Job) -> None:
+    """Hand the row's id to RQ under the row's RQ id. Call only after the row is committed."""
+    django_rq.get_queue("default").enqueue(run_job, job.pk, job_id=job.rq_id)
+
+
+def run_job(job_id: int) -> None:
+    """The one function RQ calls: claim the row, run its handler, record how it ended."""
+    job = Job.objects.get(pk=job_id)
+    claimed = transition(
+        job, Job.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
+    )
+    if not claimed:
+        logger.info("job %s is %s; not running it again", job_id, job.status)
+        return
+    try:
+        HANDLERS[job.kind](job)
+    except Exception as error:
+        if isinstance(error, JobFailed):
+            message = str(error)
+            logger.warning("job %s (%s) failed: %s", job_id, job.kind, message)
+        else:
+            message = describe_aws_error(error)
+            logger.exception("job %s (%s) failed: %s", job_id, job.kind, message)
+        transition(job, Job.Status.FAILED, error=message, finished_at=timezone.now(), log=job.log)
+    else:
+        transition(job, Job.Status.SUCCEEDED, finished_at=timezone.now(), log=job.log)
+
+
+def target_pk(job: Job) -> int:
+    if job.target_id is None:
+        raise JobFailed(f"{job} has no target")
+    return job.target_id
+
+
+def log_line(job: Job, message: str) -> None:
+    """Record a step for users to read; kept on the row, written when the job ends."""
+    job.log.append({"at": timezone.now().isoformat(), "message": message})
+
+
+def account_access(account: AwsAccount) -> AccountAccess:
+    return AccountAccess(
+        mode=account.mode,
+        region=account.region,
+        role_arn=account.role_arn,
+        external_id=account.external_id,
+        session_name=f"tinystacks-{account.team.slug}",
+    )
+
+
+@handles("verify_account")
+def verify_account(job: Job) -> None:
+    """Check that the dashboard can act in the account, and say exactly what failed if not."""
+    account = AwsAccount.objects.select_related("team").get(pk=target_pk(job))
+    log_line(job, f"Calling sts:GetCallerIdentity as {account.get_mode_display()}")
+    try:
+        arn = caller_identity(account_access(account))
+    except Exception as error:
+        message = describe_aws_error(error)
+        account.verification_error = message
+        account.save(update_fields=["verification_error"])
+        raise JobFailed(message) from error
+    account.verified_at = timezone.now()
+    account.verification_error = ""
+    account.save(update_fields=["verified_at", "verification_error"])
+    log_line(job, f"Connected as {arn}")
+
+
+def tick() -> None:
+    """The scheduled heartbeat: one at a time, it re-enqueues work that Redis lost."""
+    lock = django_rq.get_connection("default").lock(
+        TICK_LOCK, timeout=max(60, settings.TINYSTACKS_POLL_SECONDS * 10), blocking=False
+    )
+    if not lock.acquire():
+        return
+    try:
+        jobs_requeue_lost()
+    finally:
+        lock.release()
+
+
+def jobs_requeue_lost() -> int:
+    """Re-enqueue jobs whose RQ job is gone (Redis flushed, enqueue failed, worker killed).
+
+    The database row is the truth: a row still queued or running with no live RQ job behind it
+    is work that would otherwise never finish. Returns how many were re-enqueued.
+    """
+    unfinished = list(
+        Job.objects.filter(
+            status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+            created_at__lt=timezone.now() - ENQUEUE_GRACE,
+        )
+    )
+    if not unfinished:
+        return 0
+    connection = django_rq.get_connection("default")
+    rq_jobs = RqJob.fetch_many([job.rq_id for job in unfinished], connection=connection)
+    requeued = 0
+    for job, rq_job in zip(unfinished, rq_jobs, strict=True):
+        if rq_job is not None and rq_job.get_status(refresh=False) in RQ_ALIVE:
+            continue
+        if job.attempts >= MAX_ATTEMPTS:
+            transition(
+                job,
+                Job.Status.FAILED,
+                error=f"Gave up after {job.attempts} attempts; the worker running it was lost.",
+                finished_at=timezone.now(),
+            )
+            continue
+        if job.status == Job.Status.RUNNING and not transition(job, Job.Status.QUEUED):
+            continue
+        job.rq_id = str(uuid.uuid4())
+        job.save(update_fields=["rq_id"])
+        enqueue(job)
+        logger.warning("re-enqueued lost job %s (%s)", job.pk, job.kind)
+        requeued += 1
+    return requeued

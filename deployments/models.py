@@ -1,0 +1,461 @@
+"""The domain model: teams own AWS accounts, clusters and apps; apps have releases and rollouts.
+
+Rules that the database can keep live in constraints; status fields are explicit choices whose
+allowed transitions are declared here, beside them, and applied by `deployments.transitions`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+
+from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, validate_task_size
+
+name_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+    "Use 1–40 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+)
+role_arn_validator = RegexValidator(
+    r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+    "Enter an IAM role ARN such as arn:aws:iam::123456789012:role/TinyStacksAccess.",
+)
+region_validator = RegexValidator(
+    r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$", "Enter an AWS region such as eu-west-1."
+)
+
+
+def generate_external_id() -> str:
+    """An unguessable ExternalId, one per account connection (prevents the confused deputy)."""
+    return f"ts-{secrets.token_urlsafe(24)}"
+
+
+Transitions = dict[str, frozenset[str]]
+
+# A deployment in one of these is "in flight"; the database allows one per app.
+DEPLOYMENT_ACTIVE_STATUSES = ("queued", "registering", "updating", "in_progress")
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        DEPLOYER = "deployer", "Deployer"
+        VIEWER = "viewer", "Viewer"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.DEPLOYER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+    @property
+    def can_deploy(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.DEPLOYER)
+
+
+class AwsAccount(models.Model):
+    class Mode(models.TextChoices):
+        SANDBOX = "sandbox", "Local sandbox (simulated AWS)"
+        ASSUME_ROLE = "assume_role", "Assume an IAM role in your account"
+        AMBIENT = "ambient", "The dashboard's own credentials"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="aws_accounts")
+    name = models.CharField(max_length=40, validators=[name_validator])
+    mode = models.CharField(max_length=12, choices=Mode.choices, default=Mode.SANDBOX)
+    role_arn = models.CharField(max_length=600, blank=True, validators=[role_arn_validator])
+    external_id = models.CharField(
+        max_length=64, unique=True, default=generate_external_id, editable=False
+    )
+    region = models.CharField(max_length=25, default="us-east-1", validators=[region_validator])
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team", "name"]
+        verbose_name = "AWS account"
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="account_name_unique_per_team"),
+            models.CheckConstraint(
+                condition=~Q(mode="assume_role") | ~Q(role_arn=""),
+                name="assume_role_needs_role_arn",
+                violation_error_message="An assume_role account needs a role ARN.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.name}"
+
+
+class Cluster(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROVISIONING = "provisioning", "Provisioning"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deleting"
+        DELETED = "deleted", "Deleted"
+
+    TRANSITIONS: ClassVar[Transitions] = {
+        Status.PENDING: frozenset({Status.PROVISIONING, Status.DELETING}),
+        Status.PROVISIONING: frozenset({Status.READY, Status.FAILED}),
+        Status.READY: frozenset({Status.PROVISIONING, Status.DELETING}),
+        Status.FAILED: frozenset({Status.PROVISIONING, Status.DELETING}),
+        Status.DELETING: frozenset({Status.DELETED, Status.FAILED}),
+        Status.DELETED: frozenset(),
+    }
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="clusters")
+    account = models.ForeignKey(AwsAccount, on_delete=models.PROTECT, related_name="clusters")
+    name = models.CharField(max_length=40, validators=[name_validator])
+    region = models.CharField(max_length=25, validators=[region_validator])
+    instance_type = models.CharField(
+        max_length=20, choices=INSTANCE_TYPE_CHOICES, default=DEFAULT_INSTANCE_TYPE
+    )
+    min_instances = models.PositiveSmallIntegerField(default=2, validators=[MaxValueValidator(100)])
+    desired_instances = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(100)]
+    )
+    max_instances = models.PositiveSmallIntegerField(default=4, validators=[MaxValueValidator(100)])
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.TextField(blank=True)
+    # Per provisioning step: [{"name", "status", "error"}], for pages to show progress.
+    steps = models.JSONField(default=list, blank=True)
+    # The AWS resources this cluster owns, by kind: {"vpc_id": ..., "cluster_arn": ...}.
+    resources = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=~Q(status="deleted"),
+                name="live_cluster_name_unique_per_team",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_instances__lte=F("desired_instances"))
+                & Q(desired_instances__lte=F("max_instances"))
+                & Q(max_instances__lte=100),
+                name="cluster_instances_ordered",
+                violation_error_message="Instances must satisfy min ≤ desired ≤ max ≤ 100.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.name}"
+
+    @property
+    def ecs_name(self) -> str:
+        return f"tinystacks-{self.team.slug}-{self.name}"
+
+
+class App(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="apps")
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="apps")
+    name = models.CharField(max_length=40, validators=[name_validator])
+    port = models.PositiveIntegerField(
+        default=80, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    health_check_path = models.CharField(
+        max_length=200,
+        default="/",
+        validators=[RegexValidator(r"^/[^\s]*$", "Enter a path starting with /.")],
+    )
+    cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
+    memory = models.PositiveIntegerField(default=512, help_text="MiB")
+    command = models.CharField(max_length=1000, blank=True)
+    desired_count = models.PositiveIntegerField(default=2, validators=[MaxValueValidator(5000)])
+    min_healthy_percent = models.PositiveSmallIntegerField(
+        default=100, validators=[MaxValueValidator(100)]
+    )
+    max_percent = models.PositiveSmallIntegerField(
+        default=200, validators=[MinValueValidator(100), MaxValueValidator(400)]
+    )
+    circuit_breaker = models.BooleanField(
+        default=True, help_text="Stop a failing rollout and roll back to the last good release."
+    )
+    rollout_timeout_seconds = models.PositiveIntegerField(
+        default=15 * 60, validators=[MinValueValidator(60), MaxValueValidator(24 * 60 * 60)]
+    )
+    config_vars = models.JSONField(default=dict, blank=True)
+    service_arn = models.CharField(max_length=600, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="app_name_unique_per_team"),
+            models.CheckConstraint(
+                condition=Q(min_healthy_percent__lte=100) & Q(max_percent__gte=100),
+                name="app_rolling_update_bounds",
+                violation_error_message="Minimum healthy must be ≤ 100 % and maximum ≥ 100 %.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.name}"
+
+    def clean(self) -> None:
+        instance_type = self.cluster.instance_type if self.cluster_id else None
+        validate_task_size(self.cpu, self.memory, instance_type)
+
+
+class ScalingSettings(models.Model):
+    app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="scaling")
+    autoscaling_enabled = models.BooleanField(default=True)
+    min_tasks = models.PositiveIntegerField(default=2, validators=[MaxValueValidator(5000)])
+    max_tasks = models.PositiveIntegerField(default=5, validators=[MaxValueValidator(5000)])
+    cpu_target = models.PositiveSmallIntegerField(
+        default=75, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "scaling settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_tasks__lte=F("max_tasks")),
+                name="scaling_min_not_above_max",
+                violation_error_message="Minimum tasks must not exceed maximum tasks.",
+            ),
+            models.CheckConstraint(
+                condition=Q(cpu_target__gte=1) & Q(cpu_target__lte=100),
+                name="scaling_cpu_target_percent",
+                violation_error_message="The CPU target is a percentage between 1 and 100.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"scaling of {self.app}"
+
+
+class Release(models.Model):
+    """An immutable, numbered snapshot of what an app runs: image plus config."""
+
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy", "Deploy"
+        CONFIG = "config", "Config change"
+        ROLLBACK = "rollback", "Rollback"
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="releases")
+    version = models.PositiveIntegerField()
+    image = models.CharField(max_length=1024)
+    # env, cpu, memory, port, command, health_check_path as they were when released.
+    config = models.JSONField(default=dict)
+    task_definition_arn = models.CharField(max_length=600, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DEPLOY)
+    rollback_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="rollbacks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["app", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "version"], name="release_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="release_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app} v{self.version}"
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}"
+
+
+class Deployment(models.Model):
+    """One rollout of one release, followed until ECS says how it ended."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        REGISTERING = "registering", "Registering task definition"
+        UPDATING = "updating", "Updating service"
+        IN_PROGRESS = "in_progress", "Rolling out"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        TIMED_OUT = "timed_out", "Timed out"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES: ClassVar[tuple[str, ...]] = DEPLOYMENT_ACTIVE_STATUSES
+    # Endings reachable from every in-flight state.
+    _ENDINGS = frozenset({Status.FAILED, Status.TIMED_OUT, Status.CANCELLED})
+    TRANSITIONS: ClassVar[Transitions] = {
+        Status.QUEUED: _ENDINGS | {Status.REGISTERING},
+        Status.REGISTERING: _ENDINGS | {Status.UPDATING},
+        Status.UPDATING: _ENDINGS | {Status.IN_PROGRESS},
+        Status.IN_PROGRESS: _ENDINGS | {Status.SUCCEEDED, Status.ROLLED_BACK},
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.ROLLED_BACK: frozenset(),
+        Status.TIMED_OUT: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deployments")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    ecs_deployment_id = models.CharField(max_length=100, blank=True)
+    desired_count = models.PositiveIntegerField(default=0)
+    running_count = models.PositiveIntegerField(default=0)
+    pending_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    rollout_state = models.CharField(max_length=20, blank=True)
+    rollout_state_reason = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app"],
+                condition=Q(status__in=DEPLOYMENT_ACTIVE_STATUSES),
+                name="one_active_deployment_per_app",
+                violation_error_message="A rollout is already in flight for this app.",
+            ),
+        ]
+        indexes = [models.Index(fields=["status"], name="deployment_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.release} rollout #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class DeploymentEvent(models.Model):
+    class Source(models.TextChoices):
+        ECS = "ecs", "ECS"
+        TINYSTACKS = "tinystacks", "TinyStacks"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.TINYSTACKS)
+    ecs_event_id = models.CharField(max_length=100, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["deployment", "created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "ecs_event_id"],
+                condition=~Q(ecs_event_id=""),
+                name="ecs_event_once_per_deployment",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+class Job(models.Model):
+    """A background job as users and staff see it; Redis only carries the id to a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    TRANSITIONS: ClassVar[Transitions] = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED}),
+        # A job that ran and failed may be queued again (a retry or the reconciler).
+        Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.QUEUED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset({Status.QUEUED}),
+    }
+
+    kind = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True)
+    target_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, null=True, blank=True)
+    target_id = models.PositiveBigIntegerField(null=True, blank=True)
+    target = GenericForeignKey("target_type", "target_id")
+    rq_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    log = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "kind"], name="job_status_kind_idx"),
+            models.Index(fields=["target_type", "target_id"], name="job_target_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, when and from where. Written by services only."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    action = models.CharField(max_length=50)
+    target_type = models.ForeignKey(ContentType, on_delete=models.SET_NULL, null=True, blank=True)
+    target_id = models.PositiveBigIntegerField(null=True, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_repr}"

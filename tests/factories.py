@@ -1,0 +1,103 @@
+"""Rows for tests, with sensible defaults; pass only what a test is about."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from deployments.models import (
+    App,
+    AuditEntry,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    DeploymentEvent,
+    Job,
+    Membership,
+    Release,
+    ScalingSettings,
+    Team,
+)
+
+_numbers = itertools.count(1)
+
+
+def make_team(**fields: Any) -> Team:
+    n = next(_numbers)
+    return Team.objects.create(**{"name": f"Team {n}", "slug": f"team-{n}", **fields})
+
+
+def make_user(team: Team | None = None, role: str = Membership.Role.OWNER, **fields: Any) -> User:
+    user = User.objects.create_user(**{"username": f"user{next(_numbers)}", **fields})
+    if team is not None:
+        Membership.objects.create(team=team, user=user, role=role)
+    return user
+
+
+def make_account(team: Team, **fields: Any) -> AwsAccount:
+    return AwsAccount.objects.create(
+        **{"team": team, "name": f"account-{next(_numbers)}", "mode": "sandbox", **fields}
+    )
+
+
+def make_cluster(account: AwsAccount, **fields: Any) -> Cluster:
+    return Cluster.objects.create(
+        **{
+            "team": account.team,
+            "account": account,
+            "name": f"cluster-{next(_numbers)}",
+            "region": account.region,
+            **fields,
+        }
+    )
+
+
+def make_app(cluster: Cluster, **fields: Any) -> App:
+    app = App.objects.create(
+        **{"team": cluster.team, "cluster": cluster, "name": f"app-{next(_numbers)}", **fields}
+    )
+    ScalingSettings.objects.create(app=app)
+    return app
+
+
+def make_release(app: App, **fields: Any) -> Release:
+    version = (app.releases.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    return Release.objects.create(
+        **{"app": app, "version": version, "image": "nginx:1.27", "config": {}, **fields}
+    )
+
+
+def make_deployment(release: Release, **fields: Any) -> Deployment:
+    return Deployment.objects.create(
+        **{"app": release.app, "release": release, "status": "succeeded", **fields}
+    )
+
+
+def make_event(deployment: Deployment, **fields: Any) -> DeploymentEvent:
+    return DeploymentEvent.objects.create(
+        **{"deployment": deployment, "message": "has started 1 tasks", "created_at": timezone.now()}
+        | fields
+    )
+
+
+def make_job(team: Team, target: Any, **fields: Any) -> Job:
+    from django.contrib.contenttypes.models import ContentType
+
+    return Job.objects.create(
+        **{
+            "kind": "verify_account",
+            "team": team,
+            "target_type": ContentType.objects.get_for_model(target),
+            "target_id": target.pk,
+            **fields,
+        }
+    )
+
+
+def make_audit_entry(team: Team, actor: User | None = None, **fields: Any) -> AuditEntry:
+    return AuditEntry.objects.create(
+        **{"team": team, "actor": actor, "action": "app.deploy", "target_repr": "x", **fields}
+    )

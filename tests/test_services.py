@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from deployments.models import AuditEntry, AwsAccount, Job, Membership, Team
+from deployments.services import account_create, release_create
+from tests import factories
+
+
+@pytest.mark.django_db(transaction=True)
+def test_release_versions_are_assigned_without_races(team: Team) -> None:
+    app = factories.make_app(factories.make_cluster(factories.make_account(team)))
+    errors: list[BaseException] = []
+
+    def release() -> None:
+        try:
+            release_create(app=app, actor=None, image="nginx:1.27", config={})
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=release) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(app.releases.values_list("version", flat=True)) == list(range(1, 9))
+
+
+@pytest.mark.django_db
+def test_connecting_an_account_audits_and_queues_a_verification(
+    team: Team, owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        account = account_create(
+            team=team, actor=owner, name="prod", mode="sandbox", region="eu-west-1"
+        )
+
+    entry = AuditEntry.objects.get(team=team)
+    assert (entry.actor, entry.action, entry.target_repr) == (owner, "account.connect", "acme/prod")
+    job = Job.objects.get(kind="verify_account")
+    assert (job.status, job.target, job.team) == (Job.Status.QUEUED, account, team)
+    assert len(callbacks) == 1  # the enqueue waits for the commit
+
+
+@pytest.mark.django_db
+def test_demo_setup_is_idempotent(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("demo_setup", "--password", "correct-horse-battery")
+    call_command("demo_setup")
+
+    output = capsys.readouterr().out
+    assert "correct-horse-battery" in output
+    assert output.count("correct-horse-battery") == 1  # printed once, never again
+    assert Team.objects.filter(slug="demo").count() == 1
+    membership = Membership.objects.get(team__slug="demo", user__username="demo")
+    assert membership.role == Membership.Role.OWNER
+    assert membership.user.check_password("correct-horse-battery")
+    account = AwsAccount.objects.get(team__slug="demo", name="sandbox")
+    assert account.mode == AwsAccount.Mode.SANDBOX
+
+
+@pytest.mark.django_db
+def test_demo_setup_generates_a_random_password(capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("demo_setup")
+
+    password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    assert len(password) >= 12
+    assert Membership.objects.get(user__username="demo").user.check_password(password)
