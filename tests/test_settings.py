@@ -1,4 +1,4 @@
-"""Settings come from the environment; bad values stop start-up with one line naming the variable."""
+"""Settings come from the environment; bad values stop start-up with one line naming them."""
 
 from __future__ import annotations
 
