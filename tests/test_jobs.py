@@ -120,7 +120,9 @@ def test_a_job_whose_worker_died_is_run_again(
     assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 2)
 
 
-def test_the_tick_gives_up_after_repeated_losses(account: AwsAccount, rq_redis: redis.Redis) -> None:
+def test_the_tick_gives_up_after_repeated_losses(
+    account: AwsAccount, rq_redis: redis.Redis
+) -> None:
     job = factories.make_job(
         account.team, account, status=Job.Status.RUNNING, attempts=jobs.MAX_ATTEMPTS, rq_id="gone"
     )
