@@ -13,15 +13,16 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from rq.job import Job as RqJob
 from rq.job import JobStatus
 
+from deployments.aws import provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.errors import describe_aws_error
 from deployments.aws.identity import caller_identity
-from deployments.models import AwsAccount, Job
+from deployments.models import AwsAccount, Cluster, Job
 from deployments.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,14 @@ HANDLERS: dict[str, JobHandler] = {}
 
 class JobFailed(Exception):
     """A failure already described for users; its message is recorded as the job's error."""
+
+
+class RetryLater(Exception):
+    """The job is waiting on something (AWS, another job): queue it again after `delay` s."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
 
 
 def handles(kind: str) -> Callable[[JobHandler], JobHandler]:
@@ -64,6 +73,13 @@ def run_job(job_id: int) -> None:
         return
     try:
         HANDLERS[job.kind](job)
+    except RetryLater as wait:
+        log_line(job, f"{wait}; trying again in {wait.delay:g} s")
+        # Waiting is not a failed attempt: the reconciler's give-up count stays where it was.
+        transition(job, Job.Status.QUEUED, attempts=F("attempts") - 1, log=job.log)
+        django_rq.get_queue("default").enqueue_in(
+            timedelta(seconds=wait.delay), run_job, job.pk, job_id=job.rq_id
+        )
     except Exception as error:
         if isinstance(error, JobFailed):
             message = str(error)
@@ -113,6 +129,76 @@ def verify_account(job: Job) -> None:
     account.verification_error = ""
     account.save(update_fields=["verified_at", "verification_error"])
     log_line(job, f"Connected as {arn}")
+
+
+INSTANCES_JOIN_TIMEOUT = timedelta(minutes=15)
+STEP_RETRY_SECONDS = 5.0
+
+
+def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
+    return provisioning.ClusterSpec(
+        access=account_access(cluster.account),
+        uuid=str(cluster.uuid),
+        team_slug=cluster.team.slug,
+        ecs_name=cluster.ecs_name,
+        instance_type=cluster.instance_type,
+        min_instances=cluster.min_instances,
+        desired_instances=cluster.desired_instances,
+        max_instances=cluster.max_instances,
+        resources=dict(cluster.resources),
+    )
+
+
+def claim_cluster(cluster: Cluster, job: Job) -> None:
+    """Make `job` the one job working on `cluster`, or wait for the one that is."""
+    claimed = (
+        Cluster.objects.filter(pk=cluster.pk)
+        .filter(Q(current_job__isnull=True) | Q(current_job=job))
+        .update(current_job=job)
+    )
+    if not claimed:
+        raise RetryLater(f"{cluster} is busy with another job", STEP_RETRY_SECONDS)
+
+
+def record_step(cluster: Cluster, name: str, status: str, error: str = "") -> None:
+    steps = {step["name"]: step for step in cluster.steps}
+    steps[name] = {"name": name, "status": status, "error": error}
+    cluster.steps = [steps.get(n, {"name": n, "status": "pending", "error": ""})
+                     for n, _ in provisioning.STEPS]  # fmt: skip
+    cluster.save(update_fields=["steps", "resources", "updated_at"])
+
+
+@handles("provision_cluster")
+def provision_cluster(job: Job) -> None:
+    """Run every provisioning step in order; each adopts what a crashed earlier run created."""
+    cluster = Cluster.objects.select_related("account__team", "team").get(pk=target_pk(job))
+    claim_cluster(cluster, job)
+    transition(cluster, Cluster.Status.PROVISIONING, status_reason="")
+    spec = cluster_spec(cluster)
+    for name, step in provisioning.STEPS:
+        record_step(cluster, name, "running")
+        try:
+            spec.resources.update(step(spec))
+        except provisioning.StepPending as waiting:
+            cluster.resources = spec.resources
+            record_step(cluster, name, "running", str(waiting))
+            if timezone.now() - job.created_at > INSTANCES_JOIN_TIMEOUT:
+                _cluster_failed(cluster, name, f"Timed out: {waiting}")
+                raise JobFailed(f"Timed out: {waiting}") from None
+            raise RetryLater(str(waiting), STEP_RETRY_SECONDS) from None
+        except Exception as error:
+            message = describe_aws_error(error)
+            _cluster_failed(cluster, name, message)
+            raise JobFailed(f"Step {name} failed: {message}") from error
+        cluster.resources = spec.resources
+        record_step(cluster, name, "done")
+        log_line(job, f"{name}: done")
+    transition(cluster, Cluster.Status.READY, current_job=None)
+
+
+def _cluster_failed(cluster: Cluster, step: str, message: str) -> None:
+    record_step(cluster, step, "failed", message)
+    transition(cluster, Cluster.Status.FAILED, status_reason=message, current_job=None)
 
 
 def tick() -> None:

@@ -152,6 +152,10 @@ class Cluster(models.Model):
     steps = models.JSONField(default=list, blank=True)
     # The AWS resources this cluster owns, by kind: {"vpc_id": ..., "cluster_arn": ...}.
     resources = models.JSONField(default=dict, blank=True)
+    # The job working on this cluster's AWS resources; one at a time (claimed conditionally).
+    current_job = models.ForeignKey(
+        "Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

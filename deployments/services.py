@@ -8,11 +8,22 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Max
 
 from deployments import jobs
-from deployments.models import App, AuditEntry, AwsAccount, Job, Membership, Release, Team
+from deployments.capacity import DEFAULT_INSTANCE_TYPE
+from deployments.models import (
+    App,
+    AuditEntry,
+    AwsAccount,
+    Cluster,
+    Job,
+    Membership,
+    Release,
+    Team,
+)
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -85,6 +96,48 @@ def account_create(
 
 def account_verify(*, account: AwsAccount, actor: Actor) -> Job:
     return job_enqueue(kind="verify_account", target=account, team=account.team, created_by=actor)
+
+
+@transaction.atomic
+def cluster_create(
+    *,
+    team: Team,
+    actor: Actor,
+    account: AwsAccount,
+    name: str,
+    region: str | None = None,
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
+    min_instances: int = 2,
+    desired_instances: int = 2,
+    max_instances: int = 4,
+    ip_address: str | None = None,
+) -> Cluster:
+    """Record the cluster and queue its provisioning; the job reports progress per step."""
+    if account.team_id != team.pk:
+        raise ValidationError({"account": "No such AWS account in this team."})
+    cluster = Cluster(
+        team=team,
+        account=account,
+        name=name,
+        region=region or account.region,
+        instance_type=instance_type,
+        min_instances=min_instances,
+        desired_instances=desired_instances,
+        max_instances=max_instances,
+    )
+    cluster.full_clean()
+    cluster.save()
+    audit_record(
+        team=team,
+        actor=actor,
+        action="cluster.create",
+        target=cluster,
+        details={"region": cluster.region, "instance_type": instance_type,
+                 "instances": [min_instances, desired_instances, max_instances]},
+        ip_address=ip_address,
+    )  # fmt: skip
+    job_enqueue(kind="provision_cluster", target=cluster, team=team, created_by=actor)
+    return cluster
 
 
 @transaction.atomic

@@ -1,0 +1,339 @@
+"""Provision and tear down an ECS cluster of EC2 instances, one resumable step at a time.
+
+Every step first looks its resource up (by our tags, or by a name derived from the cluster's
+uuid where AWS has no tag search) and adopts it when it exists, so a step re-run after a crash,
+a retry or a throttle never creates a second copy. Each step returns the ids it owns; the caller
+stores them on the Cluster row after every step.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deployments.aws.clients import AccountAccess, client
+
+ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+MAX_AZS = 3
+ECS_RESERVED_MEMORY_MIB = 256
+
+
+class StepPending(Exception):
+    """The step is waiting on AWS (instances booting); run it again later."""
+
+
+@dataclass
+class ClusterSpec:
+    """What to provision, as plain values taken from the Cluster row."""
+
+    access: AccountAccess
+    uuid: str
+    team_slug: str
+    ecs_name: str
+    instance_type: str
+    min_instances: int
+    desired_instances: int
+    max_instances: int
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.uuid.replace("-", "")[:12]
+
+    def name(self, kind: str) -> str:
+        """A deterministic name, for resources found by name rather than by tag."""
+        return f"tinystacks-{self.short_id}-{kind}"
+
+    def tags(self) -> list[dict[str, str]]:
+        return [
+            {"Key": "tinystacks:cluster", "Value": self.uuid},
+            {"Key": "tinystacks:team", "Value": self.team_slug},
+            {"Key": "Name", "Value": self.ecs_name},
+        ]
+
+    def client(self, service: str) -> Any:
+        return client(self.access, service)
+
+
+def _ec2_tagged(spec: ClusterSpec, kind: str, describe: str, key: str, **filters: Any) -> Any:
+    """The first EC2 resource of this cluster returned by `describe`, or None."""
+    ec2 = spec.client("ec2")
+    response = getattr(ec2, describe)(
+        Filters=[{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+        + [{"Name": name, "Values": values} for name, values in filters.items()]
+    )
+    found = response[key]
+    return found[0] if found else None
+
+
+def _tag_spec(spec: ClusterSpec, resource_type: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource_type, "Tags": spec.tags()}]
+
+
+def step_network(spec: ClusterSpec) -> dict[str, Any]:
+    ec2 = spec.client("ec2")
+    vpc = _ec2_tagged(spec, "vpc", "describe_vpcs", "Vpcs")
+    if vpc is None:
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=_tag_spec(spec, "vpc"))[
+            "Vpc"
+        ]
+        ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
+    vpc_id = vpc["VpcId"]
+    gateway = _ec2_tagged(spec, "igw", "describe_internet_gateways", "InternetGateways")
+    if gateway is None:
+        gateway = ec2.create_internet_gateway(
+            TagSpecifications=_tag_spec(spec, "internet-gateway")
+        )["InternetGateway"]
+    if not any(a["VpcId"] == vpc_id for a in gateway.get("Attachments", [])):
+        ec2.attach_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"], VpcId=vpc_id)
+    table = _ec2_tagged(spec, "rtb", "describe_route_tables", "RouteTables")
+    if table is None:
+        table = ec2.create_route_table(
+            VpcId=vpc_id, TagSpecifications=_tag_spec(spec, "route-table")
+        )["RouteTable"]
+    if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", [])):
+        ec2.create_route(
+            RouteTableId=table["RouteTableId"],
+            DestinationCidrBlock="0.0.0.0/0",
+            GatewayId=gateway["InternetGatewayId"],
+        )
+    return {
+        "vpc_id": vpc_id,
+        "internet_gateway_id": gateway["InternetGatewayId"],
+        "route_table_id": table["RouteTableId"],
+    }
+
+
+def step_subnets(spec: ClusterSpec) -> dict[str, Any]:
+    ec2 = spec.client("ec2")
+    zones = [
+        zone["ZoneName"]
+        for zone in ec2.describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}]
+        )["AvailabilityZones"]
+    ][:MAX_AZS]
+    existing = {
+        subnet["AvailabilityZone"]: subnet["SubnetId"]
+        for subnet in ec2.describe_subnets(
+            Filters=[{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+        )["Subnets"]
+    }
+    subnet_ids = []
+    for index, zone in enumerate(zones):
+        subnet_id = existing.get(zone)
+        if subnet_id is None:
+            subnet_id = ec2.create_subnet(
+                VpcId=spec.resources["vpc_id"],
+                CidrBlock=f"10.0.{index * 16}.0/20",
+                AvailabilityZone=zone,
+                TagSpecifications=_tag_spec(spec, "subnet"),
+            )["Subnet"]["SubnetId"]
+            ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+            ec2.associate_route_table(
+                RouteTableId=spec.resources["route_table_id"], SubnetId=subnet_id
+            )
+        subnet_ids.append(subnet_id)
+    return {"subnet_ids": subnet_ids, "availability_zones": zones}
+
+
+def step_security_group(spec: ClusterSpec) -> dict[str, Any]:
+    group = _ec2_tagged(spec, "sg", "describe_security_groups", "SecurityGroups")
+    if group is None:
+        group_id = spec.client("ec2").create_security_group(
+            GroupName=spec.name("instances"),
+            Description=f"TinyStacks cluster {spec.ecs_name} instances",
+            VpcId=spec.resources["vpc_id"],
+            TagSpecifications=_tag_spec(spec, "security-group"),
+        )["GroupId"]
+    else:
+        group_id = group["GroupId"]
+    return {"security_group_id": group_id}
+
+
+def _ensure_role(spec: ClusterSpec, name: str, principal: str, policy_arn: str) -> str:
+    iam = spec.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+        arn = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=spec.tags()
+        )["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)  # idempotent
+    return str(arn)
+
+
+def step_roles(spec: ClusterSpec) -> dict[str, Any]:
+    iam = spec.client("iam")
+    instance_role = spec.name("instance")
+    _ensure_role(spec, instance_role, "ec2.amazonaws.com", INSTANCE_ROLE_POLICY)
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=instance_role)["InstanceProfile"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+        profile = iam.create_instance_profile(InstanceProfileName=instance_role, Tags=spec.tags())[
+            "InstanceProfile"
+        ]
+    if not any(role["RoleName"] == instance_role for role in profile.get("Roles", [])):
+        iam.add_role_to_instance_profile(InstanceProfileName=instance_role, RoleName=instance_role)
+    execution_role_arn = _ensure_role(
+        spec, spec.name("execution"), "ecs-tasks.amazonaws.com", EXECUTION_ROLE_POLICY
+    )
+    return {
+        "instance_role_name": instance_role,
+        "instance_profile_arn": profile["Arn"],
+        "execution_role_arn": execution_role_arn,
+    }
+
+
+def user_data(ecs_name: str) -> str:
+    script = (
+        "#!/bin/bash\n"
+        f"echo ECS_CLUSTER={ecs_name} >> /etc/ecs/ecs.config\n"
+        f"echo ECS_RESERVED_MEMORY={ECS_RESERVED_MEMORY_MIB} >> /etc/ecs/ecs.config\n"
+        "echo ECS_ENABLE_CONTAINER_METADATA=true >> /etc/ecs/ecs.config\n"
+    )
+    return base64.b64encode(script.encode()).decode()
+
+
+def _launch_template_data(spec: ClusterSpec) -> dict[str, Any]:
+    image_id = spec.client("ssm").get_parameter(Name=ECS_AMI_PARAMETER)["Parameter"]["Value"]
+    return {
+        "ImageId": image_id,
+        "InstanceType": spec.instance_type,
+        "IamInstanceProfile": {"Arn": spec.resources["instance_profile_arn"]},
+        "SecurityGroupIds": [spec.resources["security_group_id"]],
+        "UserData": user_data(spec.ecs_name),
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        "TagSpecifications": _tag_spec(spec, "instance"),
+    }
+
+
+def step_launch_template(spec: ClusterSpec) -> dict[str, Any]:
+    ec2 = spec.client("ec2")
+    name = spec.name("instances")
+    found = ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [name]}]
+    )["LaunchTemplates"]
+    if found:
+        template_id = found[0]["LaunchTemplateId"]
+    else:
+        template_id = ec2.create_launch_template(
+            LaunchTemplateName=name,
+            LaunchTemplateData=_launch_template_data(spec),
+            TagSpecifications=_tag_spec(spec, "launch-template"),
+        )["LaunchTemplate"]["LaunchTemplateId"]
+    return {"launch_template_id": template_id, "launch_template_name": name}
+
+
+def step_ecs_cluster(spec: ClusterSpec) -> dict[str, Any]:
+    ecs = spec.client("ecs")
+    found = [
+        c for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+        if c["status"] == "ACTIVE"
+    ]  # fmt: skip
+    if found:
+        return {"cluster_arn": found[0]["clusterArn"]}
+    cluster = ecs.create_cluster(
+        clusterName=spec.ecs_name,
+        settings=[{"name": "containerInsights", "value": "enabled"}],
+        tags=[{"key": t["Key"], "value": t["Value"]} for t in spec.tags()],
+    )["cluster"]
+    return {"cluster_arn": cluster["clusterArn"]}
+
+
+def _describe_group(spec: ClusterSpec) -> dict[str, Any] | None:
+    groups = spec.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[spec.name("instances")]
+    )["AutoScalingGroups"]
+    return groups[0] if groups else None
+
+
+def step_auto_scaling_group(spec: ClusterSpec) -> dict[str, Any]:
+    name = spec.name("instances")
+    group = _describe_group(spec)
+    if group is None:
+        spec.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={
+                "LaunchTemplateId": spec.resources["launch_template_id"],
+                "Version": "$Latest",
+            },
+            MinSize=spec.min_instances,
+            MaxSize=spec.max_instances,
+            DesiredCapacity=spec.desired_instances,
+            VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
+            NewInstancesProtectedFromScaleIn=True,
+            Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
+        )
+        group = _describe_group(spec)
+        assert group is not None
+    return {"auto_scaling_group_name": name, "auto_scaling_group_arn": group["AutoScalingGroupARN"]}
+
+
+def step_capacity_provider(spec: ClusterSpec) -> dict[str, Any]:
+    ecs = spec.client("ecs")
+    name = spec.name("capacity")
+    found = [
+        p for p in ecs.describe_capacity_providers(capacityProviders=[name])["capacityProviders"]
+        if p.get("status") == "ACTIVE"
+    ]  # fmt: skip
+    if found:
+        arn = found[0]["capacityProviderArn"]
+    else:
+        arn = ecs.create_capacity_provider(
+            name=name,
+            autoScalingGroupProvider={
+                "autoScalingGroupArn": spec.resources["auto_scaling_group_arn"],
+                "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+                "managedTerminationProtection": "ENABLED",
+            },
+            tags=[{"key": t["Key"], "value": t["Value"]} for t in spec.tags()],
+        )["capacityProvider"]["capacityProviderArn"]
+    ecs.put_cluster_capacity_providers(
+        cluster=spec.ecs_name,
+        capacityProviders=[name],
+        defaultCapacityProviderStrategy=[{"capacityProvider": name, "weight": 1, "base": 0}],
+    )
+    return {"capacity_provider_name": name, "capacity_provider_arn": arn}
+
+
+def step_instances_joined(spec: ClusterSpec) -> dict[str, Any]:
+    """Succeeds once the desired number of instances have registered with the ECS cluster."""
+    arns = spec.client("ecs").list_container_instances(cluster=spec.ecs_name, status="ACTIVE")[
+        "containerInstanceArns"
+    ]
+    if len(arns) < spec.desired_instances:
+        raise StepPending(
+            f"{len(arns)} of {spec.desired_instances} instances have joined the ECS cluster"
+        )
+    return {"container_instances": len(arns)}
+
+
+Step = Callable[[ClusterSpec], dict[str, Any]]
+STEPS: list[tuple[str, Step]] = [
+    ("network", step_network),
+    ("subnets", step_subnets),
+    ("security_group", step_security_group),
+    ("roles", step_roles),
+    ("launch_template", step_launch_template),
+    ("ecs_cluster", step_ecs_cluster),
+    ("auto_scaling_group", step_auto_scaling_group),
+    ("capacity_provider", step_capacity_provider),
+    ("instances_joined", step_instances_joined),
+]

@@ -1,0 +1,141 @@
+"""Provisioning steps against moto: all tagged; a re-run adopts instead of copying."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from deployments.aws import provisioning
+from deployments.aws.clients import AccountAccess
+from deployments.aws.provisioning import ClusterSpec
+
+REGION = "us-east-1"
+# The last step waits for instances to join ECS, which needs the sandbox's ECS agent.
+RESOURCE_STEPS = provisioning.STEPS[:-1]
+
+
+EXPECTED_INVENTORY = {
+    "vpcs": 1, "subnets": 3, "gateways": 1, "route_tables": 1, "security_groups": 1,
+    "launch_templates": 1, "auto_scaling_groups": 1, "capacity_providers": 1, "roles": 2,
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def aws() -> Iterator[None]:
+    """One moto account for the module (loading the AWS-managed IAM policies is slow); each
+    test provisions its own cluster uuid and counts only what carries it."""
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        yield
+
+
+def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
+    return ClusterSpec(
+        access=AccountAccess(mode="ambient", region=REGION),
+        uuid=cluster_uuid or str(uuid.uuid4()),
+        team_slug="acme",
+        ecs_name="tinystacks-acme-main",
+        instance_type="t3.medium",
+        min_instances=2,
+        desired_instances=2,
+        max_instances=4,
+    )
+
+
+def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
+    for _, step in steps:
+        spec.resources.update(step(spec))
+
+
+def inventory(spec: ClusterSpec) -> dict[str, int]:
+    """How many of each kind of resource this cluster has, read back from AWS."""
+    tag = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+    ec2 = boto3.client("ec2", region_name=REGION)
+    named = [{"Name": "launch-template-name", "Values": [spec.name("instances")]}]
+    groups = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=[spec.name("instances")]
+    )
+    providers = boto3.client("ecs", region_name=REGION).describe_capacity_providers(
+        capacityProviders=[spec.name("capacity")]
+    )
+    return {
+        "vpcs": len(ec2.describe_vpcs(Filters=tag)["Vpcs"]),
+        "subnets": len(ec2.describe_subnets(Filters=tag)["Subnets"]),
+        "gateways": len(ec2.describe_internet_gateways(Filters=tag)["InternetGateways"]),
+        "route_tables": len(ec2.describe_route_tables(Filters=tag)["RouteTables"]),
+        "security_groups": len(ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
+        "launch_templates": len(ec2.describe_launch_templates(Filters=named)["LaunchTemplates"]),
+        "auto_scaling_groups": len(groups["AutoScalingGroups"]),
+        "capacity_providers": len(providers["capacityProviders"]),
+        "roles": len(
+            [
+                r
+                for r in boto3.client("iam").list_roles()["Roles"]
+                if r["RoleName"].startswith(f"tinystacks-{spec.short_id}-")
+            ]
+        ),  # fmt: skip
+    }
+
+
+def test_provisioning_builds_the_whole_inventory() -> None:
+    spec = new_spec()
+
+    provision(spec)
+
+    assert inventory(spec) == EXPECTED_INVENTORY
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = ecs.describe_clusters(clusters=[spec.ecs_name], include=["SETTINGS"])["clusters"][0]
+    assert cluster["defaultCapacityProviderStrategy"][0]["capacityProvider"] == spec.name(
+        "capacity"
+    )
+    group = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=[spec.name("instances")]
+    )["AutoScalingGroups"][0]
+    assert set(group["VPCZoneIdentifier"].split(",")) == set(spec.resources["subnet_ids"])
+    assert group["NewInstancesProtectedFromScaleIn"] is True
+    assert {"Key": "tinystacks:cluster", "Value": spec.uuid} in [
+        {"Key": t["Key"], "Value": t["Value"]} for t in group["Tags"]
+    ]
+    assert len(set(spec.resources["availability_zones"])) == 3
+
+
+def test_launch_template_joins_the_ecs_cluster_with_imdsv2() -> None:
+    spec = new_spec()
+    provision(spec)
+
+    data = boto3.client("ec2", region_name=REGION).describe_launch_template_versions(
+        LaunchTemplateId=spec.resources["launch_template_id"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+
+    assert f"ECS_CLUSTER={spec.ecs_name}" in base64.b64decode(data["UserData"]).decode()
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["ImageId"].startswith("ami-")
+
+
+def test_running_every_step_again_creates_nothing_new() -> None:
+    spec = new_spec()
+    provision(spec)
+    first_resources, first_inventory = dict(spec.resources), inventory(spec)
+
+    provision(spec)
+
+    assert spec.resources == first_resources
+    assert inventory(spec) == first_inventory
+
+
+@pytest.mark.parametrize("crash_after", range(1, len(RESOURCE_STEPS)))
+def test_a_crash_that_lost_the_stored_ids_is_resumed_without_duplicates(crash_after: int) -> None:
+    spec = new_spec()
+    provision(spec, RESOURCE_STEPS[:crash_after])  # the worker dies before saving the ids
+
+    resumed = new_spec(spec.uuid)
+    provision(resumed)
+
+    assert inventory(spec) == EXPECTED_INVENTORY
+    assert resumed.resources["vpc_id"] == spec.resources["vpc_id"]
