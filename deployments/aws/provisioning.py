@@ -337,3 +337,128 @@ STEPS: list[tuple[str, Step]] = [
     ("capacity_provider", step_capacity_provider),
     ("instances_joined", step_instances_joined),
 ]
+
+
+def _ignore_missing(error: ClientError, *codes: str) -> None:
+    """Re-raise unless AWS says the resource is already gone (a re-run after a crash)."""
+    if error.response["Error"]["Code"] not in codes:
+        raise error
+
+
+def teardown_capacity_provider(spec: ClusterSpec) -> None:
+    ecs = spec.client("ecs")
+    if any(
+        c["status"] == "ACTIVE" for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+    ):
+        ecs.put_cluster_capacity_providers(
+            cluster=spec.ecs_name, capacityProviders=[], defaultCapacityProviderStrategy=[]
+        )
+    name = spec.name("capacity")
+    found = ecs.describe_capacity_providers(capacityProviders=[name])["capacityProviders"]
+    if any(p.get("status") == "ACTIVE" for p in found):
+        ecs.delete_capacity_provider(capacityProvider=name)
+
+
+def teardown_auto_scaling_group(spec: ClusterSpec) -> None:
+    """Drain the group to zero, then delete it. Instances are protected from scale-in (so the
+    capacity provider decides what stops), so lift that first."""
+    autoscaling = spec.client("autoscaling")
+    group = _describe_group(spec)
+    if group is None:
+        return
+    name = group["AutoScalingGroupName"]
+    instances = [i["InstanceId"] for i in group["Instances"]]
+    if instances:
+        autoscaling.set_instance_protection(
+            AutoScalingGroupName=name, InstanceIds=instances, ProtectedFromScaleIn=False
+        )
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=0, DesiredCapacity=0, MaxSize=0
+        )
+        group = _describe_group(spec)
+        if group and group["Instances"]:
+            raise StepPending(f"waiting for {len(group['Instances'])} instances to terminate")
+    autoscaling.delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    if _describe_group(spec) is not None:
+        raise StepPending("waiting for the Auto Scaling group to be deleted")
+
+
+def teardown_ecs_cluster(spec: ClusterSpec) -> None:
+    ecs = spec.client("ecs")
+    if not any(
+        c["status"] == "ACTIVE" for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+    ):
+        return
+    for arn in ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]:
+        ecs.deregister_container_instance(cluster=spec.ecs_name, containerInstance=arn, force=True)
+    ecs.delete_cluster(cluster=spec.ecs_name)
+
+
+def teardown_launch_template(spec: ClusterSpec) -> None:
+    try:
+        spec.client("ec2").delete_launch_template(LaunchTemplateName=spec.name("instances"))
+    except ClientError as error:
+        _ignore_missing(error, "InvalidLaunchTemplateName.NotFoundException")
+
+
+def _delete_role(spec: ClusterSpec, name: str) -> None:
+    iam = spec.client("iam")
+    try:
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        iam.delete_role(RoleName=name)
+    except ClientError as error:
+        _ignore_missing(error, "NoSuchEntity")
+
+
+def teardown_roles(spec: ClusterSpec) -> None:
+    iam = spec.client("iam")
+    name = spec.name("instance")
+    try:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=name)
+    except ClientError as error:
+        _ignore_missing(error, "NoSuchEntity")
+    try:
+        iam.delete_instance_profile(InstanceProfileName=name)
+    except ClientError as error:
+        _ignore_missing(error, "NoSuchEntity")
+    _delete_role(spec, name)
+    _delete_role(spec, spec.name("execution"))
+
+
+def teardown_security_group(spec: ClusterSpec) -> None:
+    group = _ec2_tagged(spec, "sg", "describe_security_groups", "SecurityGroups")
+    if group is not None:
+        spec.client("ec2").delete_security_group(GroupId=group["GroupId"])
+
+
+def teardown_network(spec: ClusterSpec) -> None:
+    ec2 = spec.client("ec2")
+    tag = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+    for subnet in ec2.describe_subnets(Filters=tag)["Subnets"]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    for table in ec2.describe_route_tables(Filters=tag)["RouteTables"]:
+        for association in table.get("Associations", []):
+            if not association.get("Main"):
+                ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+        ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+    for gateway in ec2.describe_internet_gateways(Filters=tag)["InternetGateways"]:
+        for attachment in gateway.get("Attachments", []):
+            ec2.detach_internet_gateway(
+                InternetGatewayId=gateway["InternetGatewayId"], VpcId=attachment["VpcId"]
+            )
+        ec2.delete_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"])
+    for vpc in ec2.describe_vpcs(Filters=tag)["Vpcs"]:
+        ec2.delete_vpc(VpcId=vpc["VpcId"])
+
+
+# Provisioning walked backwards; every step finds what is left and deletes only that.
+TEARDOWN_STEPS: list[tuple[str, Callable[[ClusterSpec], None]]] = [
+    ("capacity_provider", teardown_capacity_provider),
+    ("auto_scaling_group", teardown_auto_scaling_group),
+    ("ecs_cluster", teardown_ecs_cluster),
+    ("launch_template", teardown_launch_template),
+    ("roles", teardown_roles),
+    ("security_group", teardown_security_group),
+    ("network", teardown_network),
+]

@@ -139,3 +139,55 @@ def test_a_crash_that_lost_the_stored_ids_is_resumed_without_duplicates(crash_af
 
     assert inventory(spec) == EXPECTED_INVENTORY
     assert resumed.resources["vpc_id"] == spec.resources["vpc_id"]
+
+
+def tagged_resources(spec: ClusterSpec) -> list[str]:
+    """Every live resource carrying this cluster's tag, found by the tagging API. AWS keeps
+    terminated instances and deleted (INACTIVE) ECS clusters visible for a while: not live."""
+    tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+    found = tagging.get_resources(TagFilters=[{"Key": "tinystacks:cluster", "Values": [spec.uuid]}])
+    return [
+        mapping["ResourceARN"]
+        for mapping in found["ResourceTagMappingList"]
+        if is_live(mapping["ResourceARN"])
+    ]
+
+
+def is_live(arn: str) -> bool:
+    if ":instance/" in arn:
+        instance_id = arn.rsplit("/", 1)[1]
+        reservations = boto3.client("ec2", region_name=REGION).describe_instances(
+            InstanceIds=[instance_id]
+        )["Reservations"]
+        return bool(reservations[0]["Instances"][0]["State"]["Name"] != "terminated")
+    if ":ecs:" in arn and ":cluster/" in arn:
+        clusters = boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[arn])
+        return any(cluster["status"] == "ACTIVE" for cluster in clusters["clusters"])
+    return True
+
+
+def teardown(spec: ClusterSpec) -> None:
+    for _, step in provisioning.TEARDOWN_STEPS:
+        step(spec)
+
+
+def test_teardown_leaves_nothing_tagged_behind() -> None:
+    spec = new_spec()
+    provision(spec)
+    assert tagged_resources(spec)
+
+    teardown(spec)
+
+    assert tagged_resources(spec) == []
+    assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
+
+
+def test_teardown_resumes_after_a_crash() -> None:
+    spec = new_spec()
+    provision(spec)
+    for _, step in provisioning.TEARDOWN_STEPS[:3]:  # the worker dies after three steps
+        step(spec)
+
+    teardown(spec)
+
+    assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
