@@ -55,9 +55,9 @@ def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) 
 
 def inventory(spec: ClusterSpec) -> dict[str, int]:
     """How many of each kind of resource this cluster has, read back from AWS."""
-    tag = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+    tag: list[Any] = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
     ec2 = boto3.client("ec2", region_name=REGION)
-    named = [{"Name": "launch-template-name", "Values": [spec.name("instances")]}]
+    named: list[Any] = [{"Name": "launch-template-name", "Values": [spec.name("instances")]}]
     groups = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
         AutoScalingGroupNames=[spec.name("instances")]
     )
