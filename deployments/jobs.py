@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import django_rq
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
@@ -133,6 +134,10 @@ def verify_account(job: Job) -> None:
 
 INSTANCES_JOIN_TIMEOUT = timedelta(minutes=15)
 STEP_RETRY_SECONDS = 5.0
+MAX_THROTTLE_BACKOFF_SECONDS = 120.0
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
 
 
 def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
@@ -150,55 +155,129 @@ def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
 
 
 def claim_cluster(cluster: Cluster, job: Job) -> None:
-    """Make `job` the one job working on `cluster`, or wait for the one that is."""
+    """Make `job` the one job working on `cluster`, or wait for the one that is.
+
+    A claim left by a job that has ended (given up after its worker died) no longer counts.
+    """
     claimed = (
         Cluster.objects.filter(pk=cluster.pk)
-        .filter(Q(current_job__isnull=True) | Q(current_job=job))
+        .filter(
+            Q(current_job__isnull=True)
+            | Q(current_job=job)
+            | Q(current_job__status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED])
+        )
         .update(current_job=job)
     )
     if not claimed:
         raise RetryLater(f"{cluster} is busy with another job", STEP_RETRY_SECONDS)
 
 
-def record_step(cluster: Cluster, name: str, status: str, error: str = "") -> None:
-    steps = {step["name"]: step for step in cluster.steps}
-    steps[name] = {"name": name, "status": status, "error": error}
-    cluster.steps = [steps.get(n, {"name": n, "status": "pending", "error": ""})
-                     for n, _ in provisioning.STEPS]  # fmt: skip
+def release_cluster(cluster: Cluster) -> None:
+    Cluster.objects.filter(pk=cluster.pk).update(current_job=None)
+
+
+def is_throttling(error: Exception) -> bool:
+    return isinstance(error, ClientError) and (
+        error.response.get("Error", {}).get("Code") in THROTTLING_CODES
+    )
+
+
+def record_step(
+    cluster: Cluster,
+    steps: list[tuple[str, provisioning.Step]],
+    name: str,
+    status: str,
+    error: str = "",
+) -> None:
+    """Save one step's progress (and the resources found so far) for pages to show."""
+    known = {step["name"]: step for step in cluster.steps}
+    known[name] = {"name": name, "status": status, "error": error}
+    cluster.steps = [known.get(n, {"name": n, "status": "pending", "error": ""}) for n, _ in steps]
     cluster.save(update_fields=["steps", "resources", "updated_at"])
+
+
+def run_cluster_steps(
+    job: Job, cluster: Cluster, steps: list[tuple[str, provisioning.Step]]
+) -> None:
+    """Walk `steps` in order, recording each; waits and throttles come back later, other AWS
+    errors fail the cluster with the step that failed (a retry resumes there: steps adopt)."""
+    spec = cluster_spec(cluster)
+    if {step["name"] for step in cluster.steps} != {name for name, _ in steps}:
+        cluster.steps = []
+    for name, step in steps:
+        record_step(cluster, steps, name, "running")
+        try:
+            spec.resources.update(step(spec) or {})
+        except provisioning.StepPending as waiting:
+            record_step(cluster, steps, name, "running", str(waiting))
+            if timezone.now() - job.created_at > INSTANCES_JOIN_TIMEOUT:
+                cluster_failed(cluster, steps, name, f"Timed out: {waiting}")
+                raise JobFailed(f"Timed out: {waiting}") from None
+            raise RetryLater(str(waiting), STEP_RETRY_SECONDS) from None
+        except Exception as error:
+            if is_throttling(error):
+                delay = min(MAX_THROTTLE_BACKOFF_SECONDS, STEP_RETRY_SECONDS * 2**job.attempts)
+                raise RetryLater(f"AWS is throttling {name}", delay) from error
+            message = describe_aws_error(error)
+            cluster_failed(cluster, steps, name, message)
+            raise JobFailed(f"Step {name} failed: {message}") from error
+        cluster.resources = spec.resources
+        record_step(cluster, steps, name, "done")
+        log_line(job, f"{name}: done")
+
+
+def cluster_failed(
+    cluster: Cluster, steps: list[tuple[str, provisioning.Step]], step: str, message: str
+) -> None:
+    record_step(cluster, steps, step, "failed", message)
+    transition(cluster, Cluster.Status.FAILED, status_reason=f"{step}: {message}")
+    release_cluster(cluster)
+
+
+def _cluster_for(job: Job) -> Cluster:
+    return Cluster.objects.select_related("account__team", "team").get(pk=target_pk(job))
 
 
 @handles("provision_cluster")
 def provision_cluster(job: Job) -> None:
-    """Run every provisioning step in order; each adopts what a crashed earlier run created."""
-    cluster = Cluster.objects.select_related("account__team", "team").get(pk=target_pk(job))
+    cluster = _cluster_for(job)
     claim_cluster(cluster, job)
-    transition(cluster, Cluster.Status.PROVISIONING, status_reason="")
-    spec = cluster_spec(cluster)
-    for name, step in provisioning.STEPS:
-        record_step(cluster, name, "running")
-        try:
-            spec.resources.update(step(spec))
-        except provisioning.StepPending as waiting:
-            cluster.resources = spec.resources
-            record_step(cluster, name, "running", str(waiting))
-            if timezone.now() - job.created_at > INSTANCES_JOIN_TIMEOUT:
-                _cluster_failed(cluster, name, f"Timed out: {waiting}")
-                raise JobFailed(f"Timed out: {waiting}") from None
-            raise RetryLater(str(waiting), STEP_RETRY_SECONDS) from None
-        except Exception as error:
-            message = describe_aws_error(error)
-            _cluster_failed(cluster, name, message)
-            raise JobFailed(f"Step {name} failed: {message}") from error
-        cluster.resources = spec.resources
-        record_step(cluster, name, "done")
-        log_line(job, f"{name}: done")
-    transition(cluster, Cluster.Status.READY, current_job=None)
+    if cluster.status != Cluster.Status.PROVISIONING and not transition(
+        cluster, Cluster.Status.PROVISIONING, status_reason=""
+    ):
+        release_cluster(cluster)
+        log_line(job, f"Not provisioning: the cluster is {cluster.get_status_display().lower()}")
+        return
+    run_cluster_steps(job, cluster, provisioning.STEPS)
+    transition(cluster, Cluster.Status.READY)
+    release_cluster(cluster)
 
 
-def _cluster_failed(cluster: Cluster, step: str, message: str) -> None:
-    record_step(cluster, step, "failed", message)
-    transition(cluster, Cluster.Status.FAILED, status_reason=message, current_job=None)
+@handles("scale_cluster")
+def scale_cluster(job: Job) -> None:
+    """Apply the cluster row's instance counts and type to its Auto Scaling group."""
+    cluster = _cluster_for(job)
+    claim_cluster(cluster, job)
+    try:
+        changes = provisioning.scale_instances(cluster_spec(cluster))
+    except Exception as error:
+        release_cluster(cluster)
+        if is_throttling(error):
+            raise RetryLater("AWS is throttling the scaling calls", STEP_RETRY_SECONDS) from error
+        raise JobFailed(f"Scaling failed: {describe_aws_error(error)}") from error
+    release_cluster(cluster)
+    log_line(job, "; ".join(changes) or "Already as asked; nothing to change")
+
+
+@handles("delete_cluster")
+def delete_cluster(job: Job) -> None:
+    cluster = _cluster_for(job)
+    claim_cluster(cluster, job)
+    run_cluster_steps(job, cluster, provisioning.TEARDOWN_STEPS)
+    cluster.resources = {}
+    cluster.save(update_fields=["resources", "updated_at"])
+    transition(cluster, Cluster.Status.DELETED)
+    release_cluster(cluster)
 
 
 def tick() -> None:

@@ -24,6 +24,7 @@ from deployments.models import (
     Release,
     Team,
 )
+from deployments.transitions import transition
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -137,6 +138,85 @@ def cluster_create(
         ip_address=ip_address,
     )  # fmt: skip
     job_enqueue(kind="provision_cluster", target=cluster, team=team, created_by=actor)
+    return cluster
+
+
+SCALABLE_FIELDS = ("instance_type", "min_instances", "desired_instances", "max_instances")
+
+
+@transaction.atomic
+def cluster_scale(
+    *, cluster: Cluster, actor: Actor, ip_address: str | None = None, **changes: Any
+) -> Cluster:
+    """Change instance counts and/or type (any of SCALABLE_FIELDS) and queue applying them."""
+    unknown = set(changes) - set(SCALABLE_FIELDS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
+    cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+    if cluster.status != Cluster.Status.READY:
+        raise ValidationError(
+            f"Cluster {cluster.name} is {cluster.get_status_display().lower()}; "
+            "it can be resized once it is ready."
+        )
+    before = {name: getattr(cluster, name) for name in SCALABLE_FIELDS}
+    for name, value in changes.items():
+        setattr(cluster, name, value)
+    cluster.full_clean()
+    cluster.save(update_fields=[*SCALABLE_FIELDS, "updated_at"])
+    after = {name: getattr(cluster, name) for name in SCALABLE_FIELDS}
+    audit_record(
+        team=cluster.team,
+        actor=actor,
+        action="cluster.scale",
+        target=cluster,
+        details={"before": before, "after": after},
+        ip_address=ip_address,
+    )
+    job_enqueue(kind="scale_cluster", target=cluster, team=cluster.team, created_by=actor)
+    return cluster
+
+
+@transaction.atomic
+def cluster_retry(*, cluster: Cluster, actor: Actor, ip_address: str | None = None) -> Cluster:
+    """Run provisioning again after a failure; finished steps adopt what they made."""
+    if cluster.status != Cluster.Status.FAILED:
+        raise ValidationError(f"Cluster {cluster.name} has not failed; nothing to retry.")
+    audit_record(
+        team=cluster.team,
+        actor=actor,
+        action="cluster.retry",
+        target=cluster,
+        ip_address=ip_address,
+    )
+    job_enqueue(kind="provision_cluster", target=cluster, team=cluster.team, created_by=actor)
+    return cluster
+
+
+@transaction.atomic
+def cluster_delete(*, cluster: Cluster, actor: Actor, ip_address: str | None = None) -> Cluster:
+    """Tear the cluster down, refusing while apps still run on it."""
+    cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+    app_names = list(cluster.apps.order_by("name").values_list("name", flat=True))
+    if app_names:
+        raise ValidationError(
+            f"Cluster {cluster.name} still runs {len(app_names)} app(s): "
+            f"{', '.join(app_names)}. Delete them first."
+        )
+    if cluster.status in (Cluster.Status.DELETING, Cluster.Status.DELETED):
+        return cluster
+    if not transition(cluster, Cluster.Status.DELETING, status_reason=""):
+        raise ValidationError(
+            f"Cluster {cluster.name} is {cluster.get_status_display().lower()}; "
+            "wait for it to finish before deleting it."
+        )
+    audit_record(
+        team=cluster.team,
+        actor=actor,
+        action="cluster.delete",
+        target=cluster,
+        ip_address=ip_address,
+    )
+    job_enqueue(kind="delete_cluster", target=cluster, team=cluster.team, created_by=actor)
     return cluster
 
 

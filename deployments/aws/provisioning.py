@@ -325,7 +325,8 @@ def step_instances_joined(spec: ClusterSpec) -> dict[str, Any]:
     return {"container_instances": len(arns)}
 
 
-Step = Callable[[ClusterSpec], dict[str, Any]]
+# A step returns the ids it found or made (teardown steps return None).
+Step = Callable[[ClusterSpec], dict[str, Any] | None]
 STEPS: list[tuple[str, Step]] = [
     ("network", step_network),
     ("subnets", step_subnets),
@@ -337,6 +338,44 @@ STEPS: list[tuple[str, Step]] = [
     ("capacity_provider", step_capacity_provider),
     ("instances_joined", step_instances_joined),
 ]
+
+
+def scale_instances(spec: ClusterSpec) -> list[str]:
+    """Bring the Auto Scaling group to the spec's counts and instance type; returns what changed.
+
+    A type change is a new launch template version and an instance refresh, which replaces the
+    instances a few at a time while ECS moves their tasks.
+    """
+    autoscaling = spec.client("autoscaling")
+    ec2 = spec.client("ec2")
+    group = _describe_group(spec)
+    if group is None:
+        raise StepPending("the cluster has no Auto Scaling group yet")
+    changes = []
+    counts = (spec.min_instances, spec.desired_instances, spec.max_instances)
+    if (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) != counts:
+        autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=group["AutoScalingGroupName"],
+            MinSize=spec.min_instances,
+            DesiredCapacity=spec.desired_instances,
+            MaxSize=spec.max_instances,
+        )
+        changes.append("instances min/desired/max set to {}/{}/{}".format(*counts))
+    latest = ec2.describe_launch_template_versions(
+        LaunchTemplateName=spec.name("instances"), Versions=["$Latest"]
+    )["LaunchTemplateVersions"][0]
+    if latest["LaunchTemplateData"].get("InstanceType") != spec.instance_type:
+        ec2.create_launch_template_version(
+            LaunchTemplateName=spec.name("instances"),
+            SourceVersion=str(latest["VersionNumber"]),
+            LaunchTemplateData={"InstanceType": spec.instance_type},
+        )
+        autoscaling.start_instance_refresh(
+            AutoScalingGroupName=group["AutoScalingGroupName"],
+            Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
+        )
+        changes.append(f"instance type changed to {spec.instance_type}; instance refresh started")
+    return changes
 
 
 def _ignore_missing(error: ClientError, *codes: str) -> None:
@@ -453,7 +492,7 @@ def teardown_network(spec: ClusterSpec) -> None:
 
 
 # Provisioning walked backwards; every step finds what is left and deletes only that.
-TEARDOWN_STEPS: list[tuple[str, Callable[[ClusterSpec], None]]] = [
+TEARDOWN_STEPS: list[tuple[str, Step]] = [
     ("capacity_provider", teardown_capacity_provider),
     ("auto_scaling_group", teardown_auto_scaling_group),
     ("ecs_cluster", teardown_ecs_cluster),
