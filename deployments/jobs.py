@@ -177,9 +177,12 @@ def release_cluster(cluster: Cluster) -> None:
 
 
 def is_throttling(error: Exception) -> bool:
-    return isinstance(error, ClientError) and (
-        error.response.get("Error", {}).get("Code") in THROTTLING_CODES
-    )
+    """Throttled even after botocore's own retries: back off and run the job again later."""
+    if not isinstance(error, ClientError):
+        return False
+    code = error.response.get("Error", {}).get("Code")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in THROTTLING_CODES or status == 429
 
 
 def record_step(

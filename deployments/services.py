@@ -179,6 +179,7 @@ def cluster_scale(
 @transaction.atomic
 def cluster_retry(*, cluster: Cluster, actor: Actor, ip_address: str | None = None) -> Cluster:
     """Run provisioning again after a failure; finished steps adopt what they made."""
+    cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
     if cluster.status != Cluster.Status.FAILED:
         raise ValidationError(f"Cluster {cluster.name} has not failed; nothing to retry.")
     audit_record(

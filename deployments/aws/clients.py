@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,17 @@ class AccountAccess:
     session_name: str = "tinystacks"
 
 
+# botocore event handlers put on every client made: call counting, fault injection in tests.
+_client_hooks: list[tuple[str, Callable[..., Any]]] = []
+
+
+def add_client_hook(event: str, handler: Callable[..., Any]) -> Callable[[], None]:
+    """Run `handler` on botocore `event` for every client made from now on; returns the remover."""
+    hook = (event, handler)
+    _client_hooks.append(hook)
+    return lambda: _client_hooks.remove(hook)
+
+
 _role_sessions: dict[tuple[str, str], tuple[boto3.Session, float]] = {}
 _role_sessions_lock = threading.Lock()
 
@@ -44,7 +56,7 @@ def client(access: AccountAccess, service: str, region: str | None = None) -> An
     """A boto3 client for `service` in the account and region `access` names."""
     region_name = region or access.region
     if access.mode == SANDBOX:
-        return boto3.client(
+        made = boto3.client(
             service,  # type: ignore[call-overload]
             region_name=region_name,
             endpoint_url=settings.TINYSTACKS_SANDBOX_URL,
@@ -52,8 +64,12 @@ def client(access: AccountAccess, service: str, region: str | None = None) -> An
             aws_secret_access_key="sandbox",
             config=CLIENT_CONFIG,
         )
-    session = _assumed_role_session(access) if access.mode == ASSUME_ROLE else boto3.Session()
-    return session.client(service, region_name=region_name, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    else:
+        session = _assumed_role_session(access) if access.mode == ASSUME_ROLE else boto3.Session()
+        made = session.client(service, region_name=region_name, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    for event, handler in _client_hooks:
+        made.meta.events.register_first(event, handler)
+    return made
 
 
 def _assumed_role_session(access: AccountAccess) -> boto3.Session:

@@ -1,5 +1,6 @@
 """Run the whole product on one machine, in order: the embedded Redis (when REDIS_URL is unset),
-migrations, the demo team, then a worker with its scheduler, the tick scheduler and the web server.
+the local sandbox (simulated AWS), migrations, the demo team, then a worker with its scheduler,
+the tick scheduler and the web server.
 
 Ctrl-C (or SIGTERM) stops everything this command started.
 """
@@ -10,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
+from urllib.error import URLError
 
 from django.conf import settings
 from django.core.management import call_command
@@ -26,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args: Any, port: int, **options: Any) -> None:
+        # Infrastructure (Redis, sandbox) starts first and stops last, after the app processes.
+        infrastructure: list[subprocess.Popen[bytes]] = []
         children: list[subprocess.Popen[bytes]] = []
         stopping = False
 
@@ -37,10 +42,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             if not settings.REDIS_URL:
-                children.append(self._start_embedded_redis())
+                infrastructure.append(self._start_embedded_redis())
+            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            infrastructure.append(subprocess.Popen([*manage, "sandbox"]))
+            _wait_for_sandbox(infrastructure[-1])
             call_command("migrate", interactive=False, verbosity=0)
             call_command("demo_setup")
-            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             for command in (
                 ["rqworker", "--with-scheduler", "default"],
                 ["rqcron", "deployments.cron"],
@@ -48,11 +55,11 @@ class Command(BaseCommand):
             ):
                 children.append(subprocess.Popen([*manage, *command]))
             self.stdout.write(f"TinyStacks on http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
-            while not stopping and all(child.poll() is None for child in children):
+            while not stopping and all(p.poll() is None for p in infrastructure + children):
                 time.sleep(0.2)
         finally:
-            for child in reversed(children):
-                _terminate(child)
+            _terminate(children)
+            _terminate(infrastructure)
         if not stopping:
             raise CommandError("a process stopped unexpectedly; everything else was stopped too")
 
@@ -67,11 +74,28 @@ class Command(BaseCommand):
         return process
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _wait_for_sandbox(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Block until the sandbox answers, so the demo account's verification finds it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CommandError("the local sandbox did not start (see its message above)")
+        try:
+            urllib.request.urlopen(f"{settings.TINYSTACKS_SANDBOX_URL}/_sandbox/health", timeout=1)
+            return
+        except (URLError, OSError):
+            time.sleep(0.2)
+    raise CommandError(f"the local sandbox did not answer on {settings.TINYSTACKS_SANDBOX_URL}")
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM them all at once, then give each up to 10 s before killing it."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

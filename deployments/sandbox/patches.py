@@ -1,0 +1,235 @@
+"""The few monkeypatches that make moto's ECS and Auto Scaling answer like AWS.
+
+Applied once per process, at class level, so they hold in server mode and under `mock_aws` alike.
+Everything else the simulator does from the outside, on moto's backends, between requests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from typing import Any
+
+from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
+from moto.core.responses import ActionResult
+from moto.ecs.exceptions import ECSException, InvalidParameterException
+from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
+from moto.ecs.responses import EC2ContainerServiceResponse
+
+from deployments.sandbox import ecs_services
+from deployments.sandbox.state import state_of
+
+_applied = False
+_lock = threading.Lock()
+
+
+class ServiceNotActiveException(ECSException):
+    def __init__(self) -> None:
+        super().__init__("ServiceNotActiveException", "Service was not ACTIVE.")
+
+
+def apply() -> None:
+    """Patch moto (idempotent)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        _patch_create_service()
+        _patch_update_and_delete_service()
+        _patch_tasks()
+        _patch_auto_scaling_groups()
+        _applied = True
+
+
+def _patch_create_service() -> None:
+    original = EC2ContainerServiceResponse.create_service
+
+    def create_service(self: EC2ContainerServiceResponse) -> ActionResult:
+        backend = self.ecs_backend
+        cluster = backend._get_cluster(self._get_param("cluster", "default"))
+        name = self._get_param("serviceName")
+        launch_type = self._get_param("launchType")
+        capacity_providers = self._get_param("capacityProviderStrategy")
+        client_token = self._get_param("clientToken")
+        if launch_type and capacity_providers:
+            raise InvalidParameterException(
+                "Specifying both a launch type and capacity provider strategy is not supported. "
+                "Remove one and try again."
+            )
+        existing = backend.services.get(f"{cluster.name}:{name}")
+        if existing and existing.status != "INACTIVE":
+            # ECS answers a retry carrying the same clientToken with the service it created.
+            if (
+                client_token
+                and state_of(backend).service(existing.arn).client_token == client_token
+            ):
+                return ActionResult({"service": existing})
+            raise InvalidParameterException("Creation of service was not idempotent.")
+        result = original(self)
+        ecs_services.service_created(
+            backend,
+            backend.services[f"{cluster.name}:{name}"],
+            launch_type=launch_type,
+            deployment_config=self._get_param("deploymentConfiguration"),
+            placement=self._get_param("placementStrategy"),
+            capacity_providers=capacity_providers,
+            client_token=client_token,
+        )
+        return result
+
+    EC2ContainerServiceResponse.create_service = create_service  # type: ignore[method-assign]
+
+
+def _patch_update_and_delete_service() -> None:
+    original_delete = EC2ContainerServiceBackend.delete_service
+
+    def update_service(
+        self: EC2ContainerServiceBackend, service_properties: dict[str, Any]
+    ) -> Service:
+        props = {key: value for key, value in service_properties.items() if value is not None}
+        service = self._get_service(props.pop("cluster", "default"), props.pop("service"))
+        if service.status != "ACTIVE":
+            raise ServiceNotActiveException()
+        ecs_services.service_updated(
+            self,
+            service,
+            task_definition=props.pop("task_definition", None),
+            desired_count=props.pop("desired_count", None),
+            deployment_config=props.pop("deployment_configuration", None),
+            placement=props.pop("placement_strategy", None),
+            capacity_providers=props.pop("capacity_provider_strategy", None),
+            force_new_deployment=bool(props.pop("force_new_deployment", False)),
+        )
+        for name, value in props.items():  # everything else is stored as moto stores it
+            setattr(service, name, value)
+        return service
+
+    def delete_service(
+        self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool
+    ) -> Service:
+        if self._get_service(cluster_name, service_name).status != "ACTIVE":
+            raise ServiceNotActiveException()
+        service = original_delete(self, cluster_name, service_name, force)
+        # DRAINING until the simulator has stopped its tasks, then INACTIVE.
+        service.status = "DRAINING"
+        service.desired_count = 0
+        return service
+
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.delete_service = delete_service  # type: ignore[method-assign]
+
+
+def _patch_tasks() -> None:
+    original_list_tasks = EC2ContainerServiceBackend.list_tasks
+
+    def last_status(task: Task) -> str | None:
+        # moto's state manager walks a task toward STOPPED each time it is described; here only
+        # the simulator changes a task's state.
+        return task._status
+
+    def set_last_status(task: Task, value: str) -> None:
+        task._status = value
+
+    def list_tasks(
+        self: EC2ContainerServiceBackend,
+        cluster_str: str | None = None,
+        container_instance: str | None = None,
+        family: str | None = None,
+        started_by: str | None = None,
+        service_name: str | None = None,
+        desiredStatus: str | None = None,  # noqa: N803 (moto's name)
+    ) -> list[Task]:
+        # ECS lists RUNNING tasks unless asked otherwise, and filters on the service.
+        tasks = original_list_tasks(
+            self,
+            cluster_str,
+            container_instance,
+            family,
+            started_by,
+            None,
+            desiredStatus or "RUNNING",
+        )
+        if service_name:
+            group = f"service:{service_name.split('/')[-1]}"
+            tasks = [task for task in tasks if task.group == group]
+        return tasks
+
+    Task.last_status = property(last_status, set_last_status)  # type: ignore[assignment]
+    EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(  # type: ignore[method-assign]
+        task_requirements
+    )
+
+
+def task_requirements(task_definition: TaskDefinition) -> dict[str, Any]:
+    """What a task reserves on its instance: task-level cpu/memory win over the containers' sum,
+    and a hostPort of 0 (or none) in bridge mode is a dynamic port, so it reserves nothing."""
+    containers: list[dict[str, Any]] = task_definition.container_definitions
+    cpu = _units(task_definition.cpu) or sum(int(c.get("cpu") or 0) for c in containers)
+    memory = _units(task_definition.memory) or sum(
+        int(c.get("memory") or c.get("memoryReservation") or 0) for c in containers
+    )
+    mappings = [mapping for c in containers for mapping in c.get("portMappings") or []]
+    if task_definition.network_mode == "awsvpc":
+        ports = []  # every task has its own network interface
+    elif task_definition.network_mode == "host":
+        ports = [mapping["containerPort"] for mapping in mappings]
+    else:
+        ports = [mapping["hostPort"] for mapping in mappings if mapping.get("hostPort")]
+    return {"CPU": cpu, "MEMORY": memory, "PORTS": ports, "PORTS_UDP": []}
+
+
+def _units(value: str | None) -> int:
+    """ECS accepts "1024" or "1 vCPU" for cpu and "2048" or "2 GB" for memory."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*(vcpu|gb)?\s*", value or "", re.IGNORECASE)
+    if not match:
+        return 0
+    number = float(match[1])
+    return int(number * 1024) if match[2] else int(number)
+
+
+def _patch_auto_scaling_groups() -> None:
+    original_launch = FakeAutoScalingGroup.replace_autoscaling_group_instances
+    original_set_desired = FakeAutoScalingGroup.set_desired_capacity
+
+    def replace_autoscaling_group_instances(
+        self: FakeAutoScalingGroup, count_needed: int, propagated_tags: dict[str, str]
+    ) -> None:
+        # moto launches every instance into the first subnet; AWS balances them across the AZs.
+        subnets = self.vpc_zone_identifier.split(",") if self.vpc_zone_identifier else []
+        if len(subnets) < 2:
+            original_launch(self, count_needed, propagated_tags)
+            return
+        ec2 = self.autoscaling_backend.ec2_backend
+        zone_of = {subnet: ec2.get_subnet(subnet).availability_zone for subnet in subnets}
+        try:
+            for _ in range(count_needed):
+                per_zone = Counter(state.availability_zone for state in self.instance_states)
+                subnet = min(subnets, key=lambda s: per_zone[zone_of[s]])
+                self.vpc_zone_identifier = ",".join([subnet, *(s for s in subnets if s != subnet)])
+                original_launch(self, 1, dict(propagated_tags))
+        finally:
+            self.vpc_zone_identifier = ",".join(subnets)
+
+    def set_desired_capacity(self: FakeAutoScalingGroup, new_capacity: int | None) -> None:
+        # moto scales in from the front of its instance list: put the instances AWS would
+        # terminate first there, taking from the AZ that has the most.
+        self.instance_states = _termination_order(self.instance_states)
+        original_set_desired(self, new_capacity)
+
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = (  # type: ignore[method-assign]
+        replace_autoscaling_group_instances
+    )
+    FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity  # type: ignore[method-assign]
+
+
+def _termination_order(states: list[InstanceState]) -> list[InstanceState]:
+    by_zone: dict[str, list[InstanceState]] = {}
+    for state in states:
+        by_zone.setdefault(str(state.availability_zone), []).append(state)
+    ordered = []
+    while any(by_zone.values()):
+        fullest = max(by_zone, key=lambda zone: len(by_zone[zone]))
+        ordered.append(by_zone[fullest].pop())  # the newest instance of the fullest AZ
+    return ordered

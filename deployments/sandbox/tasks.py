@@ -1,0 +1,148 @@
+"""Service tasks: how they start, run, fail and stop, with the resources they hold on an instance.
+
+Failure injection: an image whose tag contains `crashloop` or `unhealthy` (`nginx:crashloop`), or a
+container environment variable SANDBOX_FAILURE with one of those words, makes every task of that
+task definition fail the way such tasks fail on ECS.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from moto.core.utils import utcnow
+from moto.ecs.models import (
+    Cluster,
+    ContainerInstance,
+    EC2ContainerServiceBackend,
+    Service,
+    Task,
+    TaskDefinition,
+)
+from moto.moto_api._internal import mock_random
+
+from deployments.sandbox.ecs_services import capacity_provider_strategy, set_fields
+from deployments.sandbox.state import SandboxState, TaskSim, state_of
+
+HEALTHY = "healthy"
+CRASHLOOP = "crashloop"  # the essential container exits before the task reaches RUNNING
+UNHEALTHY = "unhealthy"  # the task runs but fails its container health check
+ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
+FAILED_HEALTH_CHECKS = "Task failed container health checks"
+STOPPED_TASK_RETENTION_SECONDS = 3600  # ECS shows stopped tasks for about an hour
+
+
+def fate(task_definition: TaskDefinition) -> str:
+    containers: list[dict[str, Any]] = task_definition.container_definitions
+    for container in containers:
+        image = str(container.get("image", ""))
+        name_and_tag = image.split("@")[0].rsplit("/", 1)[-1]
+        markers = [name_and_tag.partition(":")[2]] + [
+            str(variable.get("value", ""))
+            for variable in container.get("environment") or []
+            if variable.get("name") == "SANDBOX_FAILURE"
+        ]
+        for failure in (CRASHLOOP, UNHEALTHY):
+            if any(failure in marker for marker in markers):
+                return failure
+    return HEALTHY
+
+
+def is_pending(task: Task) -> bool:
+    return task.last_status in ("PROVISIONING", "PENDING")
+
+
+def is_healthy(task: Task) -> bool:
+    """Counts toward minimumHealthyPercent: RUNNING and not failing its health check."""
+    return task.last_status == "RUNNING" and vars(task).get("health_status") != "UNHEALTHY"
+
+
+def start_task(
+    backend: EC2ContainerServiceBackend,
+    cluster: Cluster,
+    service: Service,
+    deployment_id: str,
+    task_definition: TaskDefinition,
+    instance: ContainerInstance,
+    rng: random.Random,
+) -> Task:
+    requirements = backend._calculate_task_resource_requirements(task_definition)
+    strategy = capacity_provider_strategy(service)
+    task = Task(
+        cluster,
+        task_definition,
+        instance.container_instance_arn,
+        requirements,
+        backend=backend,
+        group=f"service:{service.name}",
+        launch_type=service.launch_type or "",
+        started_by=deployment_id,  # as on ECS: the id of the deployment that started the task
+        tags=service.tags if service.propagate_tags == "SERVICE" else task_definition.tags,
+        networking_configuration=service.network_configuration or None,
+        capacity_provider_name=strategy[0]["capacityProvider"] if strategy else None,
+    )
+    task.id = mock_random.uuid4().hex  # ECS task ids are 32 hex digits
+    task.last_status = "PENDING"
+    set_fields(
+        task,
+        created_at=utcnow(),
+        availability_zone=instance.attributes.get("ecs.availability-zone"),
+        cpu=task_definition.cpu,
+        memory=task_definition.memory,
+        health_status="UNKNOWN",
+    )
+    backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+    backend.update_container_instance_resources(instance, requirements)
+    state_of(backend).tasks[task.task_arn] = TaskSim(
+        deployment_id=deployment_id, fate=fate(task_definition), ticks_to_start=rng.randint(1, 3)
+    )
+    return task
+
+
+def mark_running(task: Task, health_status: str) -> None:
+    task.last_status = "RUNNING"
+    set_fields(task, started_at=utcnow(), pull_started_at=utcnow(), health_status=health_status)
+    for container in task.containers:
+        container.last_status = "RUNNING"
+        container.health_status = health_status
+
+
+def stop_task(
+    backend: EC2ContainerServiceBackend,
+    task: Task,
+    reason: str,
+    stop_code: str = "ServiceSchedulerInitiated",
+    exit_code: int | None = None,
+) -> None:
+    """Stop a task and give its CPU, memory and ports back to its instance."""
+    instances = backend.container_instances.get(task.cluster_name, {})
+    instance = instances.get((task.container_instance_arn or "").split("/")[-1])
+    if instance is not None and task.resource_requirements:
+        backend.update_container_instance_resources(
+            instance, task.resource_requirements, removing=True
+        )
+    now = utcnow()
+    task.last_status = task.desired_status = "STOPPED"
+    task.stopped_reason = reason
+    set_fields(task, stop_code=stop_code, stopping_at=now, stopped_at=now, execution_stopped_at=now)
+    for container in task.containers:
+        container.last_status = "STOPPED"
+        if exit_code is not None:
+            container.exitCode = exit_code
+    state = state_of(backend)
+    state.tasks.pop(task.task_arn, None)
+    state.stopped_at[task.task_arn] = state.clock
+
+
+def forget_old_stopped_tasks(backend: EC2ContainerServiceBackend, state: SandboxState) -> None:
+    for arn, stopped_at in list(state.stopped_at.items()):
+        if state.clock - stopped_at > STOPPED_TASK_RETENTION_SECONDS:
+            del state.stopped_at[arn]
+            for cluster_tasks in backend.tasks.values():
+                cluster_tasks.pop(arn, None)
+
+
+def container_health_status(task_definition: TaskDefinition) -> str:
+    """HEALTHY once running if a container defines a health check; ECS says UNKNOWN otherwise."""
+    has_check = any(c.get("healthCheck") for c in task_definition.container_definitions)
+    return "HEALTHY" if has_check else "UNKNOWN"

@@ -1,0 +1,351 @@
+"""Clusters end to end: services queue jobs, real workers run them against the sandbox.
+
+The sandbox (moto plus the ECS simulator, whose fake agent registers the Auto Scaling group's
+instances with ECS) serves on a free port; workers reach it through TINYSTACKS_SANDBOX_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+import redis
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from deployments import jobs
+from deployments.aws import clients, provisioning
+from deployments.models import AwsAccount, Cluster, Job, Team
+from deployments.sandbox.server import Sandbox
+from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
+from tests import factories
+from tests.conftest import BASE_DIR, database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+REGION = "us-east-1"
+STEP_NAMES = [name for name, _ in provisioning.STEPS]
+
+
+@pytest.fixture(scope="module")
+def sandbox_server() -> Iterator[Sandbox]:
+    server = Sandbox(port=0, tick_seconds=0.2)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox, settings: Any) -> Sandbox:
+    sandbox_server.reset()
+    settings.TINYSTACKS_SANDBOX_URL = sandbox_server.url
+    return sandbox_server
+
+
+@pytest.fixture
+def worker(sandbox: Sandbox, redis_url: str, rq_redis: redis.Redis) -> Iterator[None]:
+    """A real worker with its scheduler (jobs that wait are re-enqueued a few seconds later)."""
+    environment = os.environ | {
+        "DEBUG": "1",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url,
+        "TINYSTACKS_SANDBOX_URL": sandbox.url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "--with-scheduler", "default"],
+        cwd=BASE_DIR,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def account(team: Team) -> AwsAccount:
+    return factories.make_account(team, name="sandbox", region=REGION)
+
+
+def wait_for(cluster: Cluster, status: str, timeout: float = 90) -> Cluster:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cluster.refresh_from_db()
+        if cluster.status == status:
+            return cluster
+        time.sleep(0.3)
+    raise AssertionError(f"{cluster} is {cluster.status} ({cluster.status_reason}), not {status}")
+
+
+def aws(sandbox: Sandbox, service: str) -> Any:
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=REGION,
+        endpoint_url=sandbox.url,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+
+
+def inventory(sandbox: Sandbox, cluster: Cluster) -> dict[str, Any]:
+    """The cluster's AWS resources, read back from the sandbox by tag and by name."""
+    tag: list[Any] = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
+    ec2, ecs = aws(sandbox, "ec2"), aws(sandbox, "ecs")
+    spec = jobs.cluster_spec(cluster)
+    groups = aws(sandbox, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    return {
+        "vpcs": sorted(v["VpcId"] for v in ec2.describe_vpcs(Filters=tag)["Vpcs"]),
+        "subnets": sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=tag)["Subnets"]),
+        "security_groups": len(ec2.describe_security_groups(Filters=tag)["SecurityGroups"]),
+        "roles": sorted(r["RoleName"] for r in aws(sandbox, "iam").list_roles()["Roles"]),
+        "launch_templates": len(ec2.describe_launch_templates()["LaunchTemplates"]),
+        "auto_scaling_groups": [g["AutoScalingGroupName"] for g in groups],
+        "capacity_providers": len(
+            ecs.describe_capacity_providers(capacityProviders=[spec.name("capacity")])[
+                "capacityProviders"
+            ]
+        ),
+    }
+
+
+def joined_zones(sandbox: Sandbox, cluster: Cluster) -> list[str]:
+    ecs = aws(sandbox, "ecs")
+    arns = ecs.list_container_instances(cluster=cluster.ecs_name)["containerInstanceArns"]
+    instances = ecs.describe_container_instances(cluster=cluster.ecs_name, containerInstances=arns)[
+        "containerInstances"
+    ]
+    return [
+        attribute["value"]
+        for instance in instances
+        for attribute in instance["attributes"]
+        if attribute["name"] == "ecs.availability-zone"
+    ]
+
+
+def create(team: Team, account: AwsAccount, **fields: Any) -> Cluster:
+    return cluster_create(team=team, actor=None, account=account, name="main", **fields)
+
+
+def test_provisioning_builds_a_ready_cluster_across_zones(
+    team: Team, account: AwsAccount, sandbox: Sandbox, worker: None
+) -> None:
+    cluster = wait_for(create(team, account), Cluster.Status.READY)
+
+    assert [step["status"] for step in cluster.steps] == ["done"] * len(STEP_NAMES)
+    assert cluster.resources["cluster_arn"].endswith(f"cluster/{cluster.ecs_name}")
+    zones = joined_zones(sandbox, cluster)
+    assert len(zones) == 2 and len(set(zones)) == 2
+    described = aws(sandbox, "ecs").describe_clusters(clusters=[cluster.ecs_name])["clusters"][0]
+    assert (
+        described["defaultCapacityProviderStrategy"][0]["capacityProvider"]
+        == (cluster.resources["capacity_provider_name"])
+    )
+    assert cluster.current_job is None
+
+
+def test_provisioning_again_creates_nothing_new(
+    team: Team, account: AwsAccount, sandbox: Sandbox, worker: None
+) -> None:
+    cluster = wait_for(create(team, account), Cluster.Status.READY)
+    before = inventory(sandbox, cluster)
+
+    Cluster.objects.filter(pk=cluster.pk).update(status=Cluster.Status.FAILED)
+
+    cluster_retry(cluster=cluster, actor=None)  # every step runs again
+    wait_for(cluster, Cluster.Status.READY)
+
+    assert inventory(sandbox, cluster) == before
+    assert Job.objects.filter(kind="provision_cluster", status="succeeded").count() == 2
+
+
+class Body:
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def stream(self) -> Iterator[bytes]:
+        yield self.content
+
+
+def throttling_response(request: Any, service: str) -> AWSResponse:
+    """What AWS answers when it throttles, in the wire format of `service`'s protocol."""
+    if "X-Amz-Target" in request.headers:
+        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+    elif service == "ec2":
+        body = (
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+            b"<Message>Request limit exceeded.</Message></Error></Errors>"
+            b"<RequestID>throttled</RequestID></Response>"
+        )
+    else:
+        body = (
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+            b"<Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId>"
+            b"</ErrorResponse>"
+        )
+    return AWSResponse(request.url, 400, HTTPHeaders(), Body(body))
+
+
+class WorkerKilled(BaseException):
+    """Escapes run_job's error handling, as a SIGKILL would: the row stays running."""
+
+
+@pytest.mark.parametrize("crash_after", STEP_NAMES[:-1])
+def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
+    crash_after: str,
+    team: Team,
+    account: AwsAccount,
+    sandbox: Sandbox,
+    rq_redis: redis.Redis,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reference = wait_for_in_process(create(team, account, desired_instances=2))
+    expected = shape(inventory(sandbox, reference))
+    sandbox.reset()
+    Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
+
+    cluster = create(team, account)
+    die_after(crash_after, monkeypatch)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+    with pytest.raises(WorkerKilled):
+        jobs.run_job(job.pk)
+    monkeypatch.undo()
+    rq_redis.flushdb()  # the dead worker's RQ job is gone with it
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+
+    assert jobs.jobs_requeue_lost() == 1
+    finished = wait_for_in_process(cluster)
+
+    assert shape(inventory(sandbox, finished)) == expected
+    assert finished.resources["vpc_id"] == inventory(sandbox, finished)["vpcs"][0]
+
+
+def die_after(step_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def dying(step: provisioning.Step) -> provisioning.Step:
+        def run(spec: provisioning.ClusterSpec) -> dict[str, Any] | None:
+            step(spec)
+            raise WorkerKilled(step_name)
+
+        return run
+
+    steps = [(n, dying(s) if n == step_name else s) for n, s in provisioning.STEPS]
+    monkeypatch.setattr(provisioning, "STEPS", steps)
+
+
+def shape(found: dict[str, Any]) -> dict[str, int]:
+    """How many of each resource there are (ids differ between two provisionings)."""
+    return {kind: value if isinstance(value, int) else len(value) for kind, value in found.items()}
+
+
+def wait_for_in_process(cluster: Cluster, rounds: int = 200) -> Cluster:
+    """Run the cluster's queued jobs here, in this process, until none is left."""
+    for _ in range(rounds):
+        pending = Job.objects.filter(
+            target_id=cluster.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+        ).first()
+        if pending is None:
+            cluster.refresh_from_db()
+            return cluster
+        jobs.run_job(pending.pk)
+        time.sleep(0.05)
+    raise AssertionError(f"{cluster} still has jobs after {rounds} runs")
+
+
+def test_throttling_on_30_percent_of_calls_reaches_the_same_end_state(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    reference = wait_for_in_process(create(team, account))
+    expected = shape(inventory(sandbox, reference))
+    sandbox.reset()
+    Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
+    chance = random.Random(30)
+    throttled = []
+
+    def throttle(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+        if chance.random() < 0.3:
+            service = event_name.split(".")[1]
+            throttled.append(service)
+            return throttling_response(request, service)
+        return None
+
+    remove = clients.add_client_hook("before-send", throttle)
+    try:
+        cluster = wait_for_in_process(create(team, account), rounds=400)
+    finally:
+        remove()
+
+    assert cluster.status == Cluster.Status.READY
+    assert shape(inventory(sandbox, cluster)) == expected
+    assert len(throttled) > 10
+
+
+def test_scaling_changes_the_instances_in_ecs(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    cluster = wait_for_in_process(create(team, account))
+
+    for desired in (3, 1):
+        cluster = cluster_scale(
+            cluster=cluster, actor=None, min_instances=1, desired_instances=desired
+        )
+        wait_for_in_process(cluster)
+        deadline = time.monotonic() + 20
+        while len(joined_zones(sandbox, cluster)) != desired and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(joined_zones(sandbox, cluster)) == desired
+
+    cluster = cluster_scale(cluster=cluster, actor=None, instance_type="t3.large")
+    wait_for_in_process(cluster)
+    template = aws(sandbox, "ec2").describe_launch_template_versions(
+        LaunchTemplateName=cluster.resources["launch_template_name"], Versions=["$Latest"]
+    )["LaunchTemplateVersions"][0]
+    assert template["LaunchTemplateData"]["InstanceType"] == "t3.large"
+
+
+def test_bad_scaling_is_refused_before_anything_runs(
+    team: Team, account: AwsAccount, rq_redis: redis.Redis
+) -> None:
+    cluster = factories.make_cluster(account, status=Cluster.Status.READY)
+
+    with pytest.raises(ValidationError, match="min ≤ desired ≤ max"):
+        cluster_scale(cluster=cluster, actor=None, min_instances=5, max_instances=4)
+    with pytest.raises(ValidationError):
+        cluster_scale(cluster=cluster, actor=None, max_instances=101, desired_instances=101)
+    assert not Job.objects.filter(kind="scale_cluster").exists()
+
+
+def test_teardown_refuses_while_apps_run_then_leaves_nothing(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    cluster = wait_for_in_process(create(team, account))
+    app = factories.make_app(cluster, name="web")
+
+    with pytest.raises(ValidationError, match="still runs 1 app.*web"):
+        cluster_delete(cluster=cluster, actor=None)
+    app.delete()
+    cluster = wait_for_in_process(cluster_delete(cluster=cluster, actor=None))
+
+    assert cluster.status == Cluster.Status.DELETED
+    tagging = aws(sandbox, "resourcegroupstaggingapi")
+    tagged = tagging.get_resources(
+        TagFilters=[{"Key": "tinystacks:cluster", "Values": [str(cluster.uuid)]}]
+    )["ResourceTagMappingList"]
+    live = [t["ResourceARN"] for t in tagged if ":instance/" not in t["ResourceARN"]
+            and ":cluster/" not in t["ResourceARN"]]  # fmt: skip
+    assert live == []
+    running = aws(sandbox, "ec2").describe_instances(
+        Filters=[
+            {"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]},
+        ]
+    )["Reservations"]
+    assert running == []
