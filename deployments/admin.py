@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from deployments import services
 from deployments.models import (
+    ApiToken,
     App,
     AuditEntry,
     AwsAccount,
@@ -255,3 +257,30 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    """Tokens are made by `manage.py api_token create`, which shows the secret once; support can
+    see and revoke them here but never the secret or its hash."""
+
+    list_display = ["name", "team", "role", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["role", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["team"]
+    search_fields = ["name", "team__slug", "prefix"]
+    exclude = ["token_hash"]
+    readonly_fields = ["team", "name", "role", "prefix", "created_by", "created_at",
+                       "last_used_at", "revoked_at"]  # fmt: skip
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected API tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True).select_related("team"))
+        for token in tokens:
+            services.api_token_revoke(
+                token=token, actor=request.user, ip_address=request.META.get("REMOTE_ADDR") or None
+            )
+        self.message_user(request, f"Revoked {len(tokens)} API token(s).")

@@ -19,11 +19,13 @@ from django.utils import timezone
 from rq.job import Job as RqJob
 from rq.job import JobStatus
 
-from deployments.aws import provisioning
+from deployments import tracker
+from deployments.aws import ecs_services, provisioning, taskdefs
 from deployments.aws.clients import AccountAccess
 from deployments.aws.errors import describe_aws_error
 from deployments.aws.identity import caller_identity
-from deployments.models import AwsAccount, Cluster, Job
+from deployments.aws_access import account_access, app_names
+from deployments.models import App, AwsAccount, Cluster, Deployment, DeploymentEvent, Job, Release
 from deployments.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -102,16 +104,6 @@ def target_pk(job: Job) -> int:
 def log_line(job: Job, message: str) -> None:
     """Record a step for users to read; kept on the row, written when the job ends."""
     job.log.append({"at": timezone.now().isoformat(), "message": message})
-
-
-def account_access(account: AwsAccount) -> AccountAccess:
-    return AccountAccess(
-        mode=account.mode,
-        region=account.region,
-        role_arn=account.role_arn,
-        external_id=account.external_id,
-        session_name=f"tinystacks-{account.team.slug}",
-    )
 
 
 @handles("verify_account")
@@ -283,6 +275,114 @@ def delete_cluster(job: Job) -> None:
     release_cluster(cluster)
 
 
+def deployment_event(deployment: Deployment, message: str) -> None:
+    DeploymentEvent.objects.create(
+        deployment=deployment, message=message, created_at=timezone.now()
+    )
+
+
+def _task_definition_for(deployment: Deployment, access: AccountAccess) -> str:
+    """The release's revision: kept if registered (and still ACTIVE for a rollback), else new."""
+    release, app = deployment.release, deployment.app
+    if release.task_definition_arn and taskdefs.is_active(access, release.task_definition_arn):
+        return release.task_definition_arn
+    names, config = app_names(app), release.config
+    arn = taskdefs.register(
+        access,
+        taskdefs.TaskDefinitionSpec(
+            family=names["family"],
+            release_id=release.pk,
+            image=release.image,
+            cpu=config["cpu"],
+            memory=config["memory"],
+            port=config["port"],
+            health_check_path=config["health_check_path"],
+            command=config.get("command", ""),
+            environment=config.get("env", {}),
+            execution_role_arn=app.cluster.resources["execution_role_arn"],
+            log_group=names["log_group"],
+            region=app.cluster.region,
+            tags={"tinystacks:team": app.team.slug, "tinystacks:app": app.name},
+        ),
+    )
+    Release.objects.filter(pk=release.pk).update(task_definition_arn=arn)
+    deployment_event(deployment, f"Registered task definition {arn.rsplit('/', 1)[-1]}")
+    return arn
+
+
+def _service_spec(app: App, task_definition: str) -> ecs_services.ServiceSpec:
+    return ecs_services.ServiceSpec(
+        cluster=app.cluster.ecs_name,
+        name=app_names(app)["service"],
+        task_definition=task_definition,
+        desired_count=app.desired_count,
+        min_healthy_percent=app.min_healthy_percent,
+        max_percent=app.max_percent,
+        circuit_breaker=app.circuit_breaker,
+        capacity_provider=app.cluster.resources["capacity_provider_name"],
+        tags={"tinystacks:team": app.team.slug, "tinystacks:app": app.name},
+    )
+
+
+@handles("run_deployment")
+def run_deployment(job: Job) -> None:
+    """Register the task definition, create or update the service, then hand over to the tick.
+
+    Safe to run again at any point: a registered revision is found by its release tag, a
+    created service by its client token, an update is skipped when the PRIMARY runs it already.
+    """
+    deployment = Deployment.objects.select_related(
+        "release", "app__team", "app__cluster__account__team"
+    ).get(pk=target_pk(job))
+    app = deployment.app
+    if not deployment.is_active or deployment.status == Deployment.Status.IN_PROGRESS:
+        log_line(job, f"Deployment is {deployment.get_status_display().lower()}; nothing to do")
+        return
+    if app.cluster.status != Cluster.Status.READY:
+        _deployment_failed(deployment, f"Cluster {app.cluster.name} is not ready.")
+        raise JobFailed(f"Cluster {app.cluster.name} is not ready.")
+    access = account_access(app.cluster.account)
+    try:
+        if deployment.status == Deployment.Status.QUEUED:
+            transition(deployment, Deployment.Status.REGISTERING, started_at=timezone.now())
+        task_definition = _task_definition_for(deployment, access)
+        if deployment.status == Deployment.Status.REGISTERING:
+            transition(deployment, Deployment.Status.UPDATING)
+        spec = _service_spec(app, task_definition)
+        service = ecs_services.find(access, spec.cluster, spec.name)
+        started = (
+            ecs_services.create(access, spec, client_token=f"tinystacks-deployment-{deployment.pk}")
+            if service is None
+            else ecs_services.update(access, spec, service)
+        )
+    except Exception as error:
+        if is_throttling(error):
+            raise RetryLater("AWS is throttling the deploy", STEP_RETRY_SECONDS) from error
+        message = describe_aws_error(error)
+        _deployment_failed(deployment, message)
+        raise JobFailed(message) from error
+    App.objects.filter(pk=app.pk).update(service_arn=started.service_arn)
+    transition(
+        deployment,
+        Deployment.Status.IN_PROGRESS,
+        ecs_deployment_id=started.deployment_id,
+        last_progress_at=timezone.now(),
+    )
+    verb = "Following" if started.already_running else "Started"
+    deployment_event(deployment, f"{verb} ECS deployment {started.deployment_id}")
+    log_line(job, f"{verb} ECS deployment {started.deployment_id}")
+
+
+def _deployment_failed(deployment: Deployment, reason: str) -> None:
+    transition(
+        deployment,
+        Deployment.Status.FAILED,
+        rollout_state_reason=reason,
+        finished_at=timezone.now(),
+    )
+    deployment_event(deployment, f"Failed: {reason}")
+
+
 def tick() -> None:
     """The scheduled heartbeat: one at a time, it re-enqueues work that Redis lost."""
     lock = django_rq.get_connection("default").lock(
@@ -291,6 +391,7 @@ def tick() -> None:
     if not lock.acquire():
         return
     try:
+        tracker.follow_rollouts()
         jobs_requeue_lost()
     finally:
         lock.release()

@@ -463,3 +463,67 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr}"
+
+
+api_token_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$",
+    "Use up to 60 letters, digits, dots, hyphens and underscores, starting with a letter or digit.",
+)
+
+
+class ApiToken(models.Model):
+    """A team's bearer token for the API. Only a SHA-256 hash of the secret is stored: the secret
+    itself is shown once, when the token is made, and cannot be recovered afterwards."""
+
+    SECRET_PREFIX: ClassVar[str] = "tsk_"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=60, validators=[api_token_name_validator])
+    role = models.CharField(
+        max_length=10, choices=Membership.Role.choices, default=Membership.Role.DEPLOYER
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The secret's first characters, so people can tell their tokens apart; not enough to guess it.
+    prefix = models.CharField(max_length=12, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["team", "name", "-created_at"]
+        verbose_name = "API token"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=Q(revoked_at__isnull=True),
+                name="live_api_token_name_unique_per_team",
+                violation_error_message="This team already has an active API token of that name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team.slug}/{self.name}"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @property
+    def can_write(self) -> bool:
+        return self.revoked_at is None and self.role in (
+            Membership.Role.OWNER,
+            Membership.Role.DEPLOYER,
+        )
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -11,20 +11,25 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Max
+from django.db.models.functions import Now
 
 from deployments import jobs
 from deployments.capacity import DEFAULT_INSTANCE_TYPE
 from deployments.models import (
+    ApiToken,
     App,
     AuditEntry,
     AwsAccount,
     Cluster,
+    Deployment,
     Job,
     Membership,
     Release,
+    ScalingSettings,
     Team,
 )
 from deployments.transitions import transition
+from deployments.validators import validate_config_vars, validate_image
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -248,6 +253,154 @@ def release_create(
     )
 
 
+class Conflict(Exception):
+    """The request clashes with the current state (e.g. a rollout is already in flight)."""
+
+
+def release_config(app: App) -> dict[str, Any]:
+    """What a release snapshots of its app's configuration, besides the image."""
+    return {
+        "env": dict(app.config_vars),
+        "cpu": app.cpu,
+        "memory": app.memory,
+        "port": app.port,
+        "command": app.command,
+        "health_check_path": app.health_check_path,
+    }
+
+
+@transaction.atomic
+def app_create(
+    *, team: Team, actor: Actor, cluster: Cluster, name: str, ip_address: str | None = None,
+    **settings: Any,
+) -> App:  # fmt: skip
+    """A new app on one of the team's clusters; its ECS service is created by its first deploy."""
+    if cluster.team_id != team.pk or cluster.status == Cluster.Status.DELETED:
+        raise ValidationError({"cluster": "No such cluster in this team."})
+    app = App(team=team, cluster=cluster, name=name, **settings)
+    app.full_clean()
+    validate_config_vars(app.config_vars)
+    app.save()
+    ScalingSettings.objects.create(app=app)
+    audit_record(
+        team=team, actor=actor, action="app.create", target=app, ip_address=ip_address,
+        details={"cluster": cluster.name},
+    )  # fmt: skip
+    return app
+
+
+def _refuse_if_in_flight(app: App) -> None:
+    """One rollout at a time per app (the database constraint backs this clear message up)."""
+    running = (
+        app.deployments.filter(status__in=Deployment.ACTIVE_STATUSES)
+        .select_related("release")
+        .first()
+    )
+    if running is not None:
+        raise Conflict(
+            f"{running.release.label} is still rolling out to {app.name} "
+            f"({running.get_status_display().lower()}); wait for it or cancel it first."
+        )
+
+
+def _deploy(
+    *, app: App, actor: Actor, release: Release, ip_address: str | None, action: str
+) -> Deployment:
+    """Start rolling out `release`; the caller holds the app's row lock and has refused if a
+    rollout is in flight."""
+    deployment = Deployment.objects.create(
+        app=app, release=release, desired_count=app.desired_count,
+        started_by=_actor_or_none(actor),
+    )  # fmt: skip
+    audit_record(
+        team=app.team, actor=actor, action=action, target=app, ip_address=ip_address,
+        details={"release": release.label, "image": release.image, "deployment": deployment.pk},
+    )  # fmt: skip
+    job_enqueue(kind="run_deployment", target=deployment, team=app.team, created_by=actor)
+    return deployment
+
+
+def _locked(app: App) -> App:
+    return App.objects.select_for_update().select_related("team", "cluster").get(pk=app.pk)
+
+
+@transaction.atomic
+def deployment_start(
+    *, app: App, actor: Actor, image: str, description: str = "", ip_address: str | None = None
+) -> Deployment:
+    """Deploy `image` as a new release of `app` (Conflict while another rollout is in flight)."""
+    validate_image(image)
+    app = _locked(app)
+    _refuse_if_in_flight(app)
+    release = release_create(
+        app=app, actor=actor, image=image, config=release_config(app), description=description
+    )
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.deploy"
+    )
+
+
+def live_release(app: App) -> Release | None:
+    """The release the app runs: that of its latest successful rollout."""
+    latest = (
+        app.deployments.filter(status=Deployment.Status.SUCCEEDED)
+        .select_related("release")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    return latest.release if latest else None
+
+
+@transaction.atomic
+def app_rollback(
+    *, app: App, actor: Actor, version: int, ip_address: str | None = None
+) -> Deployment:
+    """Heroku's rollback: a new release copying vN's image and config, then deploy it."""
+    app = _locked(app)
+    target = app.releases.filter(version=version).first()
+    if target is None:
+        raise ValidationError({"version": f"{app.name} has no release v{version}."})
+    live = live_release(app)
+    if live is not None and live.image == target.image and live.config == target.config:
+        raise ValidationError({"version": f"v{version} is what {app.name} runs already."})
+    _refuse_if_in_flight(app)
+    release = release_create(
+        app=app, actor=actor, image=target.image, config=dict(target.config),
+        kind=Release.Kind.ROLLBACK, description=f"Rollback to v{version}", rollback_of=target,
+    )  # fmt: skip
+    # Reuse the old revision while it is still ACTIVE; the job checks and re-registers if not.
+    Release.objects.filter(pk=release.pk).update(task_definition_arn=target.task_definition_arn)
+    release.task_definition_arn = target.task_definition_arn
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.rollback"
+    )
+
+
+@transaction.atomic
+def config_set(
+    *, app: App, actor: Actor, config_vars: dict[str, str], ip_address: str | None = None
+) -> Deployment:
+    """New config vars make a new release of the live image, deployed at once."""
+    validate_config_vars(config_vars)
+    app = _locked(app)
+    live = live_release(app)
+    if live is None:
+        raise ValidationError({"config_vars": f"Deploy {app.name} once before setting config."})
+    _refuse_if_in_flight(app)
+    app.config_vars = dict(config_vars)
+    app.save(update_fields=["config_vars", "updated_at"])
+    changed = sorted(set(config_vars) ^ set(live.config.get("env", {})) | {
+        k for k in config_vars if live.config.get("env", {}).get(k) != config_vars[k]
+    })  # fmt: skip
+    release = release_create(
+        app=app, actor=actor, image=live.image, config=release_config(app),
+        kind=Release.Kind.CONFIG, description=f"Config change: {', '.join(changed) or 'none'}",
+    )  # fmt: skip
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.config"
+    )
+
+
 @transaction.atomic
 def demo_environment_ensure(*, password: str | None) -> tuple[Any, str | None]:
     """The `demo` team, user and sandbox account; idempotent.
@@ -269,3 +422,47 @@ def demo_environment_ensure(*, password: str | None) -> tuple[Any, str | None]:
             team=team, actor=user, name="sandbox", mode=AwsAccount.Mode.SANDBOX, region="us-east-1"
         )
     return user, new_password
+
+
+@transaction.atomic
+def api_token_create(
+    *, team: Team, name: str, role: str, created_by: Actor
+) -> tuple[ApiToken, str]:
+    """A new bearer token for the team's API. Returns the row and the secret, which is not stored
+    (only its hash is) and so must be shown to the user now."""
+    secret = ApiToken.SECRET_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        team=team,
+        name=name,
+        role=role,
+        token_hash=ApiToken.hash_secret(secret),
+        prefix=secret[:12],
+        created_by=_actor_or_none(created_by),
+    )
+    token.full_clean()
+    token.save()
+    audit_record(
+        team=team,
+        actor=created_by,
+        action="api_token.create",
+        target=token,
+        details={"name": name, "role": role, "prefix": token.prefix},
+    )
+    return token, secret
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor: Actor, ip_address: str | None = None) -> ApiToken:
+    """Refuse the token from now on; the row stays, for the audit trail. Idempotent."""
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=Now())
+    token.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        audit_record(
+            team=token.team,
+            actor=actor,
+            action="api_token.revoke",
+            target=token,
+            details={"name": token.name, "prefix": token.prefix},
+            ip_address=ip_address,
+        )
+    return token

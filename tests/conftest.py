@@ -3,18 +3,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import django_rq
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.db.models import Model
 
-from deployments import embedded_redis
-from deployments.models import Membership, Team
+from deployments import embedded_redis, jobs
+from deployments.models import Job, Membership, Team
+from deployments.sandbox.server import Sandbox
 from tests import factories
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -66,6 +71,47 @@ def run_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    server = Sandbox(port=0, tick_seconds=0.2)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox, settings: Any) -> Sandbox:
+    sandbox_server.reset()
+    settings.TINYSTACKS_SANDBOX_URL = sandbox_server.url
+    return sandbox_server
+
+
+def aws(sandbox: Sandbox, service: str) -> Any:
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name="us-east-1",
+        endpoint_url=sandbox.url,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+
+
+def wait_for_in_process[M: Model](target: M, rounds: int = 200) -> M:
+    """Run `target`'s queued jobs here, in this process, until none is left; `target` refreshed."""
+    for _ in range(rounds):
+        pending = Job.objects.filter(
+            target_type=ContentType.objects.get_for_model(target),
+            target_id=target.pk,
+            status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+        ).first()
+        if pending is None:
+            target.refresh_from_db()
+            return target
+        jobs.run_job(pending.pk)
+        time.sleep(0.05)
+    raise AssertionError(f"{target} still has jobs after {rounds} runs")
 
 
 @pytest.fixture

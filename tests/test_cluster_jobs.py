@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 import redis
 from botocore.awsrequest import AWSResponse, HTTPHeaders
@@ -28,26 +27,11 @@ from deployments.models import AwsAccount, Cluster, Job, Team
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
 from tests import factories
-from tests.conftest import BASE_DIR, database_url
+from tests.conftest import BASE_DIR, aws, database_url, wait_for_in_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REGION = "us-east-1"
 STEP_NAMES = [name for name, _ in provisioning.STEPS]
-
-
-@pytest.fixture(scope="module")
-def sandbox_server() -> Iterator[Sandbox]:
-    server = Sandbox(port=0, tick_seconds=0.2)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sandbox(sandbox_server: Sandbox, settings: Any) -> Sandbox:
-    sandbox_server.reset()
-    settings.TINYSTACKS_SANDBOX_URL = sandbox_server.url
-    return sandbox_server
 
 
 @pytest.fixture
@@ -84,16 +68,6 @@ def wait_for(cluster: Cluster, status: str, timeout: float = 90) -> Cluster:
             return cluster
         time.sleep(0.3)
     raise AssertionError(f"{cluster} is {cluster.status} ({cluster.status_reason}), not {status}")
-
-
-def aws(sandbox: Sandbox, service: str) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        region_name=REGION,
-        endpoint_url=sandbox.url,
-        aws_access_key_id="sandbox",
-        aws_secret_access_key="sandbox",
-    )
 
 
 def inventory(sandbox: Sandbox, cluster: Cluster) -> dict[str, Any]:
@@ -244,20 +218,6 @@ def die_after(step_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def shape(found: dict[str, Any]) -> dict[str, int]:
     """How many of each resource there are (ids differ between two provisionings)."""
     return {kind: value if isinstance(value, int) else len(value) for kind, value in found.items()}
-
-
-def wait_for_in_process(cluster: Cluster, rounds: int = 200) -> Cluster:
-    """Run the cluster's queued jobs here, in this process, until none is left."""
-    for _ in range(rounds):
-        pending = Job.objects.filter(
-            target_id=cluster.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
-        ).first()
-        if pending is None:
-            cluster.refresh_from_db()
-            return cluster
-        jobs.run_job(pending.pk)
-        time.sleep(0.05)
-    raise AssertionError(f"{cluster} still has jobs after {rounds} runs")
 
 
 def test_throttling_on_30_percent_of_calls_reaches_the_same_end_state(

@@ -1,0 +1,142 @@
+"""Reading rollouts: one DescribeServices per 10 services, and what it says about a deployment.
+
+A deployment is judged by its own ECS deployment (id and task definition), never by "the service
+looks stable": the AWS waiter calls a circuit-breaker rollback that settled a success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from deployments.aws.clients import AccountAccess, client
+
+DESCRIBE_BATCH = 10  # DescribeServices takes at most 10 services
+
+
+@dataclass(frozen=True)
+class EcsDeployment:
+    id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    rollout_state: str
+    reason: str
+    desired: int
+    running: int
+    pending: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class EcsEvent:
+    id: str
+    at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    deployments: list[EcsDeployment]
+    events: list[EcsEvent] = field(default_factory=list)
+
+    def deployment(self, deployment_id: str) -> EcsDeployment | None:
+        return next((d for d in self.deployments if d.id == deployment_id), None)
+
+    @property
+    def primary(self) -> EcsDeployment | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+
+def _batches(names: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(names), DESCRIBE_BATCH):
+        yield names[start : start + DESCRIBE_BATCH]
+
+
+def _view(service: dict[str, Any]) -> ServiceView:
+    return ServiceView(
+        name=service["serviceName"],
+        deployments=[
+            EcsDeployment(
+                id=d["id"],
+                status=d["status"],
+                task_definition=d["taskDefinition"],
+                rollout_state=d.get("rolloutState", ""),
+                reason=d.get("rolloutStateReason", ""),
+                desired=d.get("desiredCount", 0),
+                running=d.get("runningCount", 0),
+                pending=d.get("pendingCount", 0),
+                failed=d.get("failedTasks", 0),
+            )
+            for d in service.get("deployments", [])
+        ],
+        events=[EcsEvent(e["id"], e["createdAt"], e["message"]) for e in service.get("events", [])],
+    )
+
+
+def describe(access: AccountAccess, cluster: str, names: list[str]) -> dict[str, ServiceView]:
+    """Every named service of one cluster, in ceil(n / 10) calls."""
+    ecs = client(access, "ecs")
+    views: dict[str, ServiceView] = {}
+    for batch in _batches(sorted(set(names))):
+        for service in ecs.describe_services(cluster=cluster, services=batch)["services"]:
+            views[service["serviceName"]] = _view(service)
+    return views
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Where one deployment stands: in_progress, succeeded, failed or rolled_back."""
+
+    outcome: str
+    reason: str = ""
+    rollout_state: str = ""
+    desired: int = 0
+    running: int = 0
+    pending: int = 0
+    failed: int = 0
+
+
+def _revision(task_definition: str) -> str:
+    return task_definition.rsplit("/", 1)[-1]
+
+
+def assess(
+    view: ServiceView | None, deployment_id: str, task_definition: str, last_rollout_state: str
+) -> Assessment:
+    """Judge our deployment from what DescribeServices said about its service."""
+    if view is None:
+        return Assessment("failed", "The ECS service no longer exists.")
+    ours = view.deployment(deployment_id)
+    primary = view.primary
+    rolled_back_to = (
+        primary.task_definition
+        if primary and primary.id != deployment_id and primary.task_definition != task_definition
+        else None
+    )
+    if ours is None:
+        # Drained away: ECS replaced it. Rolled back if it had failed, else superseded.
+        if last_rollout_state == "FAILED" and rolled_back_to:
+            return Assessment(
+                "rolled_back", f"ECS rolled back to {_revision(rolled_back_to)}.", "FAILED"
+            )
+        return Assessment("failed", "ECS replaced this deployment with another one.")
+
+    def judged(outcome: str, reason: str) -> Assessment:
+        return Assessment(
+            outcome, reason, ours.rollout_state, ours.desired, ours.running, ours.pending,
+            ours.failed,
+        )  # fmt: skip
+
+    if ours.rollout_state == "FAILED":
+        if rolled_back_to:
+            return judged(
+                "rolled_back", f"{ours.reason} ECS rolled back to {_revision(rolled_back_to)}."
+            )
+        return judged("failed", ours.reason or "ECS marked the deployment failed.")
+    completed = ours.rollout_state == "COMPLETED" and ours.status == "PRIMARY"
+    if completed and ours.running >= ours.desired:
+        return judged("succeeded", ours.reason)
+    return judged("in_progress", ours.reason)

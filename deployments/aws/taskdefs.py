@@ -1,0 +1,135 @@
+"""Task definitions: one family per app, one revision per release."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deployments.aws.clients import AccountAccess, client
+
+LOG_RETENTION_DAYS = 30
+RELEASE_TAG = "tinystacks:release"
+
+
+@dataclass(frozen=True)
+class TaskDefinitionSpec:
+    family: str
+    release_id: int
+    image: str
+    cpu: int
+    memory: int
+    port: int
+    health_check_path: str
+    execution_role_arn: str
+    log_group: str
+    region: str
+    command: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def ensure_log_group(access: AccountAccess, name: str) -> None:
+    logs = client(access, "logs")
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+    logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+
+
+def _container(spec: TaskDefinitionSpec) -> dict[str, Any]:
+    url = f"http://localhost:{spec.port}{spec.health_check_path}"
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": spec.image,
+        "essential": True,
+        # hostPort 0: a dynamic host port, so several tasks of the app can share an instance.
+        "portMappings": [{"containerPort": spec.port, "hostPort": 0, "protocol": "tcp"}],
+        "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": spec.log_group,
+                "awslogs-region": spec.region,
+                "awslogs-stream-prefix": "app",
+            },
+        },
+        "healthCheck": {
+            # Images carry curl or wget (busybox), rarely both.
+            "command": ["CMD-SHELL", f"curl -fs {url} >/dev/null || wget -q -O /dev/null {url}"],
+            "interval": 15,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 60,
+        },
+    }
+    if spec.command:
+        container["command"] = ["sh", "-c", spec.command]
+    return container
+
+
+def _registered_for_release(access: AccountAccess, spec: TaskDefinitionSpec) -> str | None:
+    """The family's newest revision if it was registered for this release (a crashed re-run)."""
+    ecs = client(access, "ecs")
+    arns = ecs.list_task_definitions(familyPrefix=spec.family, sort="DESC", maxResults=1)[
+        "taskDefinitionArns"
+    ]
+    if not arns:
+        return None
+    described = ecs.describe_task_definition(taskDefinition=arns[0], include=["TAGS"])
+    tags = {tag["key"]: tag["value"] for tag in described.get("tags", [])}
+    return arns[0] if tags.get(RELEASE_TAG) == str(spec.release_id) else None
+
+
+def register(access: AccountAccess, spec: TaskDefinitionSpec) -> str:
+    """Register the release's revision (or adopt the one a crashed run registered); its ARN."""
+    existing = _registered_for_release(access, spec)
+    if existing:
+        return existing
+    ensure_log_group(access, spec.log_group)
+    tags = {**spec.tags, RELEASE_TAG: str(spec.release_id)}
+    registered = client(access, "ecs").register_task_definition(
+        family=spec.family,
+        networkMode="bridge",
+        requiresCompatibilities=["EC2"],
+        cpu=str(spec.cpu),
+        memory=str(spec.memory),
+        executionRoleArn=spec.execution_role_arn,
+        containerDefinitions=[_container(spec)],
+        tags=[{"key": k, "value": v} for k, v in tags.items()],
+    )
+    return str(registered["taskDefinition"]["taskDefinitionArn"])
+
+
+def is_active(access: AccountAccess, arn: str) -> bool:
+    try:
+        described = client(access, "ecs").describe_task_definition(taskDefinition=arn)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("ClientException", "InvalidParameterException"):
+            return False
+        raise
+    return bool(described["taskDefinition"]["status"] == "ACTIVE")
+
+
+def deregister_family(access: AccountAccess, family: str) -> int:
+    """Deregister every ACTIVE revision of `family` (app teardown); how many there were."""
+    ecs = client(access, "ecs")
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_task_definitions").paginate(
+        familyPrefix=family, status="ACTIVE"
+    ):
+        arns.extend(page["taskDefinitionArns"])
+    for arn in arns:
+        ecs.deregister_task_definition(taskDefinition=arn)
+    return len(arns)
+
+
+def delete_log_group(access: AccountAccess, name: str) -> None:
+    try:
+        client(access, "logs").delete_log_group(logGroupName=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise

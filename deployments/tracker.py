@@ -1,0 +1,126 @@
+"""Following rollouts: every tick reads all in-flight deployments, grouped by account, region and
+cluster, with one DescribeServices per 10 services, and records what ECS says.
+
+A deployment is followed by its own ECS deployment id and task definition; it ends succeeded,
+failed, rolled_back (ECS's circuit breaker rolled back: the previous release is live again) or,
+when nothing has moved for the app's rollout timeout, timed_out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.utils import timezone
+
+from deployments.aws import rollouts
+from deployments.aws.errors import describe_aws_error
+from deployments.aws_access import account_access, app_names
+from deployments.models import Deployment, DeploymentEvent
+from deployments.transitions import transition
+
+logger = logging.getLogger(__name__)
+
+OUTCOMES = {
+    "succeeded": Deployment.Status.SUCCEEDED,
+    "failed": Deployment.Status.FAILED,
+    "rolled_back": Deployment.Status.ROLLED_BACK,
+}
+# Events stamped a little before our start still belong to this rollout (clock skew).
+EVENT_GRACE = timedelta(seconds=5)
+
+
+def follow_rollouts() -> int:
+    """Update every in-flight deployment from ECS; returns how many were read."""
+    in_flight = Deployment.objects.filter(status=Deployment.Status.IN_PROGRESS).select_related(
+        "release", "app__team", "app__cluster__account__team"
+    )
+    groups: dict[tuple[int, str, str], list[Deployment]] = defaultdict(list)
+    for deployment in in_flight:
+        cluster = deployment.app.cluster
+        groups[(cluster.account_id, cluster.region, cluster.ecs_name)].append(deployment)
+    for (_, _, cluster_name), deployments in groups.items():
+        access = account_access(deployments[0].app.cluster.account)
+        names = [app_names(d.app)["service"] for d in deployments]
+        try:
+            views = rollouts.describe(access, cluster_name, names)
+        except (ClientError, BotoCoreError) as error:
+            # Throttled or unreachable: these deployments are read again next tick.
+            logger.warning("could not read %s: %s", cluster_name, describe_aws_error(error))
+            continue
+        now = timezone.now()
+        for deployment in deployments:
+            record(deployment, views.get(app_names(deployment.app)["service"]), now)
+    return sum(len(group) for group in groups.values())
+
+
+def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datetime) -> None:
+    verdict = rollouts.assess(
+        view,
+        deployment.ecs_deployment_id,
+        deployment.release.task_definition_arn,
+        deployment.rollout_state,
+    )
+    if view is not None:
+        _record_events(deployment, view)
+    counts = {
+        "desired_count": verdict.desired,
+        "running_count": verdict.running,
+        "pending_count": verdict.pending,
+        "failed_count": verdict.failed,
+        "rollout_state": verdict.rollout_state or deployment.rollout_state,
+        "rollout_state_reason": verdict.reason,
+    }
+    changed = any(getattr(deployment, name) != value for name, value in counts.items())
+    # Progress means more new tasks running; tasks that keep failing to start are not progress.
+    progressed = verdict.running > deployment.running_count
+    if verdict.outcome in OUTCOMES:
+        transition(deployment, OUTCOMES[verdict.outcome], finished_at=now, **counts)
+        return
+    last_progress = (
+        now if progressed else (deployment.last_progress_at or deployment.started_at or now)
+    )
+    timeout = timedelta(seconds=deployment.app.rollout_timeout_seconds)
+    if now - last_progress > timeout:
+        reason = (
+            f"No progress for {int(timeout.total_seconds() // 60)} min: {verdict.running} of "
+            f"{verdict.desired} new tasks running. {_latest_message(deployment)}"
+        ).strip()
+        transition(
+            deployment,
+            Deployment.Status.TIMED_OUT,
+            finished_at=now,
+            **(counts | {"rollout_state_reason": reason}),
+        )
+        return
+    if changed:
+        Deployment.objects.filter(pk=deployment.pk, status=Deployment.Status.IN_PROGRESS).update(
+            last_progress_at=last_progress, **counts
+        )
+
+
+def _record_events(deployment: Deployment, view: rollouts.ServiceView) -> None:
+    """ECS's service events since this rollout began, each once (the ECS event id is unique)."""
+    since = (deployment.started_at or deployment.created_at) - EVENT_GRACE
+    DeploymentEvent.objects.bulk_create(
+        [
+            DeploymentEvent(
+                deployment=deployment,
+                source=DeploymentEvent.Source.ECS,
+                ecs_event_id=event.id,
+                message=event.message,
+                created_at=event.at,
+            )
+            for event in view.events
+            if event.at >= since
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _latest_message(deployment: Deployment) -> str:
+    latest = deployment.events.filter(source=DeploymentEvent.Source.ECS).order_by("-created_at")
+    event = latest.first()
+    return f"Latest ECS event: {event.message}" if event else ""

@@ -1,0 +1,124 @@
+"""GET /api/v1/openapi.json: a valid OpenAPI 3.1 document that describes exactly the routes there
+are, and whose schemas match what the endpoints answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.urls import URLPattern
+
+from deployments.api import urls as api_urls
+from deployments.api.openapi import SPEC
+from deployments.models import Cluster, Team
+from tests import factories
+from tests.api.conftest import Api
+
+pytestmark = pytest.mark.django_db
+
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def documented() -> dict[str, set[str]]:
+    return {
+        path: {method.upper() for method in item if method.upper() in METHODS}
+        for path, item in SPEC["paths"].items()
+    }
+
+
+def routes() -> list[str]:
+    """The API's routes as OpenAPI paths: "clusters/<str:name>" → "/clusters/{name}"."""
+    paths = []
+    for pattern in api_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        if pattern.name == "not-found":
+            continue
+        route = str(pattern.pattern)
+        paths.append("/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route))
+    return paths
+
+
+@pytest.fixture
+def cluster(team: Team) -> Cluster:
+    account = factories.make_account(team, name="main")
+    return factories.make_cluster(account, name="web", status=Cluster.Status.READY)
+
+
+def test_it_is_public_json(api: Api) -> None:
+    response = api("GET", "/openapi.json")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    spec = json.loads(response.content)
+    assert spec == json.loads(json.dumps(SPEC))
+    assert spec["openapi"] == "3.1.0"
+
+
+def test_it_is_a_valid_openapi_3_1_document() -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+
+    validator.validate(json.loads(json.dumps(SPEC)), cls=validator.OpenAPIV31SpecValidator)
+
+
+def test_it_describes_the_bearer_scheme_and_the_error_shape() -> None:
+    scheme = SPEC["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert SPEC["security"] == [{"bearerAuth": []}]
+    assert SPEC["paths"]["/openapi.json"]["get"]["security"] == []
+    error = SPEC["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"] and set(error["properties"]) == {"error", "fields"}
+
+
+def test_every_route_is_documented_and_nothing_else() -> None:
+    assert sorted(routes()) == sorted(documented())
+
+
+def test_documented_methods_are_the_routes_methods(
+    api: Api, cluster: Cluster, owner_token: str
+) -> None:
+    for path, methods in documented().items():
+        url = path.replace("{name}", "web")
+        response = api("TRACE", url, owner_token)  # no route takes TRACE: the 405 tells the rest
+
+        assert response.status_code == 405
+        assert set(response["Allow"].split(", ")) == methods, path
+
+
+def test_every_documented_operation_answers(api: Api, cluster: Cluster, owner_token: str) -> None:
+    """Each documented path and method reaches its view, which answers one of the documented
+    statuses (bodies left empty: a write then answers 400, which every write documents)."""
+    for path, item in SPEC["paths"].items():
+        for method, operation in item.items():
+            if method.upper() not in METHODS:
+                continue
+            response = api(method.upper(), path.replace("{name}", "web"), owner_token)
+
+            assert str(response.status_code) in operation["responses"], (method, path)
+            assert response.status_code != 405
+
+
+def _validate(instance: Any, schema_name: str) -> None:
+    validators = pytest.importorskip("openapi_schema_validator")
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": SPEC["components"]}
+    validators.validate(instance, schema, cls=validators.OAS31Validator)
+
+
+def test_answers_match_the_documented_schemas(api: Api, cluster: Cluster, owner_token: str) -> None:
+    cluster.steps = [{"name": "vpc", "status": "done", "error": None}]
+    cluster.resources = {"vpc_id": "vpc-1"}
+    cluster.save()
+
+    _validate(api("GET", "/clusters/web", owner_token).json(), "Cluster")
+    for item in api("GET", "/clusters", owner_token).json():
+        _validate(item, "Cluster")
+    for item in api("GET", "/accounts", owner_token).json():
+        _validate(item, "Account")
+    created = api("POST", "/accounts", owner_token, {"name": "prod", "mode": "sandbox"})
+    _validate(created.json(), "Account")
+    _validate(api("POST", "/clusters", owner_token, {"name": 1}).json(), "Error")
+    _validate(api("GET", "/clusters/nope", owner_token).json(), "Error")
+    jsonschema = pytest.importorskip("jsonschema")
+    with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
+        _validate({"name": "api", "account": "main", "status": "ready"}, "ClusterCreate")

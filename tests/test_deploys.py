@@ -1,0 +1,209 @@
+"""Releases and rollouts end to end on the sandbox: deploy, follow, roll back, refuse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from deployments import jobs, tracker
+from deployments.aws import ecs_services
+from deployments.models import App, AwsAccount, Cluster, Deployment, Job, Release, Team
+from deployments.sandbox.server import Sandbox
+from deployments.services import (
+    Conflict,
+    app_create,
+    app_rollback,
+    cluster_create,
+    config_set,
+    deployment_start,
+    live_release,
+)
+from tests import factories
+from tests.conftest import aws, wait_for_in_process
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TERMINAL = {"succeeded", "failed", "rolled_back", "timed_out", "cancelled"}
+
+
+@pytest.fixture
+def cluster(team: Team, sandbox: Sandbox, rq_redis: redis.Redis) -> Cluster:
+    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
+    assert isinstance(account, AwsAccount)
+    return wait_for_in_process(cluster)
+
+
+@pytest.fixture
+def app(team: Team, cluster: Cluster) -> App:
+    return app_create(team=team, actor=None, cluster=cluster, name="web")
+
+
+def follow(deployment: Deployment, timeout: float = 60, on_tick: Callable[[], None] | None = None
+           ) -> Deployment:  # fmt: skip
+    """Run the deployment's job, then tick as the scheduler would until it ends."""
+    wait_for_in_process(deployment)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tracker.follow_rollouts()
+        deployment.refresh_from_db()
+        if on_tick:
+            on_tick()
+        if deployment.status in TERMINAL:
+            return deployment
+        time.sleep(0.2)
+    raise AssertionError(
+        f"{deployment} still {deployment.status}: {deployment.rollout_state_reason}"
+    )
+
+
+def deploy(app: App, image: str, **kwargs: Any) -> Deployment:
+    return follow(deployment_start(app=app, actor=None, image=image), **kwargs)
+
+
+def test_v1_then_v2_roll_out_and_are_followed_step_by_step(app: App, sandbox: Sandbox) -> None:
+    first = deploy(app, "nginx:1.27")
+    assert first.status == Deployment.Status.SUCCEEDED
+    assert (first.running_count, first.desired_count) == (2, 2)
+
+    seen: list[tuple[int, int]] = []
+    deployment = deployment_start(app=app, actor=None, image="nginx:1.27-alpine")
+    second = follow(
+        deployment,
+        on_tick=lambda: seen.append((deployment.running_count, deployment.pending_count)),
+    )
+
+    assert second.status == Deployment.Status.SUCCEEDED
+    assert second.rollout_state == "COMPLETED"
+    assert len(set(seen)) >= 2  # counts moved while it rolled out
+    assert live_release(app) == second.release
+    assert second.release.version == 2
+    messages = list(second.events.values_list("message", flat=True))
+    assert any("has started 2 tasks" in m for m in messages)
+    assert any("deployment completed" in m or "steady state" in m for m in messages)
+    service = aws(sandbox, "ecs").describe_services(cluster=app.cluster.ecs_name, services=["web"])
+    assert service["services"][0]["taskDefinition"] == second.release.task_definition_arn
+
+
+def test_a_crashing_image_is_rolled_back_and_the_previous_release_stays_live(app: App) -> None:
+    good = deploy(app, "nginx:1.27")
+
+    bad = deploy(app, "nginx:crashloop")
+
+    assert bad.status == Deployment.Status.ROLLED_BACK
+    assert "rolled back" in bad.rollout_state_reason
+    assert bad.failed_count >= 3
+    assert live_release(app) == good.release
+
+
+def test_without_the_breaker_a_crashing_image_times_out(app: App) -> None:
+    deploy(app, "nginx:1.27")
+    App.objects.filter(pk=app.pk).update(circuit_breaker=False, rollout_timeout_seconds=3)
+    app.refresh_from_db()
+
+    bad = deploy(app, "nginx:crashloop")
+
+    assert bad.status == Deployment.Status.TIMED_OUT
+    assert bad.rollout_state_reason.startswith("No progress for")
+
+
+def test_rollback_to_v1_reuses_its_task_definition(app: App, sandbox: Sandbox) -> None:
+    first = deploy(app, "nginx:1.27")
+    deploy(app, "nginx:1.27-alpine")
+
+    rollback = follow(app_rollback(app=app, actor=None, version=1))
+
+    assert rollback.status == Deployment.Status.SUCCEEDED
+    release = rollback.release
+    assert (release.version, release.kind, release.rollback_of) == (3, "rollback", first.release)
+    assert release.task_definition_arn == first.release.task_definition_arn
+    arns = aws(sandbox, "ecs").list_task_definitions(familyPrefix="tinystacks-acme-web")
+    assert len(arns["taskDefinitionArns"]) == 2
+
+
+def test_a_second_deploy_while_one_is_in_flight_is_refused(app: App) -> None:
+    running = deployment_start(app=app, actor=None, image="nginx:1.27")
+
+    with pytest.raises(Conflict, match="v1 is still rolling out"):
+        deployment_start(app=app, actor=None, image="nginx:1.28")
+    assert app.releases.count() == 1
+    assert list(app.deployments.all()) == [running]
+
+
+def test_bad_input_is_refused_before_anything_is_written(app: App) -> None:
+    with pytest.raises(ValidationError):
+        deployment_start(app=app, actor=None, image="not an image!")
+    with pytest.raises(ValidationError):
+        config_set(app=app, actor=None, config_vars={"AWS_SECRET": "x"})
+    with pytest.raises(ValidationError, match="no release v7"):
+        app_rollback(app=app, actor=None, version=7)
+    assert not Release.objects.exists()
+    assert not Job.objects.filter(kind="run_deployment").exists()
+
+
+def test_config_change_makes_a_release_of_the_live_image(app: App, sandbox: Sandbox) -> None:
+    deploy(app, "nginx:1.27")
+
+    changed = follow(config_set(app=app, actor=None, config_vars={"GREETING": "hello"}))
+
+    assert changed.status == Deployment.Status.SUCCEEDED
+    assert (changed.release.kind, changed.release.image) == ("config", "nginx:1.27")
+    assert changed.release.config["env"] == {"GREETING": "hello"}
+    described = aws(sandbox, "ecs").describe_task_definition(
+        taskDefinition=changed.release.task_definition_arn
+    )["taskDefinition"]["containerDefinitions"][0]
+    assert {"name": "GREETING", "value": "hello"} in described["environment"]
+
+
+class WorkerKilled(BaseException):
+    """Escapes run_job's error handling, as a SIGKILL would."""
+
+
+def test_a_worker_killed_between_registering_and_updating_rolls_out_once(
+    app: App, sandbox: Sandbox, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = deployment_start(app=app, actor=None, image="nginx:1.27")
+    job = Job.objects.get(kind="run_deployment", target_id=deployment.pk)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(ecs_services, "find", killed)
+    with pytest.raises(WorkerKilled):
+        jobs.run_job(job.pk)
+    monkeypatch.undo()
+    rq_redis.flushdb()
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    assert jobs.jobs_requeue_lost() == 1
+
+    finished = follow(deployment)
+
+    assert finished.status == Deployment.Status.SUCCEEDED
+    ecs = aws(sandbox, "ecs")
+    assert (
+        len(ecs.list_task_definitions(familyPrefix="tinystacks-acme-web")["taskDefinitionArns"])
+        == 1
+    )
+    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"][0]
+    assert len(service["deployments"]) == 1
+
+
+def test_ten_rollouts_on_one_cluster_take_one_describe_call_per_tick(
+    team: Team, cluster: Cluster, sandbox: Sandbox
+) -> None:
+    Cluster.objects.filter(pk=cluster.pk).update(desired_instances=6)
+    apps = [app_create(team=team, actor=None, cluster=cluster, name=f"app{i}", cpu=256, memory=512,
+                       desired_count=1) for i in range(10)]  # fmt: skip
+    deployments = [deployment_start(app=app, actor=None, image="nginx:1.27") for app in apps]
+    for deployment in deployments:
+        wait_for_in_process(deployment)
+
+    sandbox.requests.clear()
+    assert tracker.follow_rollouts() == 10
+    assert sandbox.requests["ecs:DescribeServices"] == 1

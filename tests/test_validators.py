@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from deployments.validators import validate_config_vars, validate_image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx",
+        "nginx:1.27",
+        "nginx:crashloop",
+        "library/nginx:1.27-alpine",
+        "ghcr.io/acme/web:2.3.1",
+        "localhost:5000/web",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web:v1",
+        "nginx@sha256:" + "a" * 64,
+        "nginx:1.27@sha256:" + "b" * 64,
+    ],
+)
+def test_valid_images(image: str) -> None:
+    validate_image(image)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "",
+        "Nginx:1.27",
+        "nginx:",
+        "nginx:-bad",
+        "nginx::1",
+        "nginx:1.27 ; rm -rf /",
+        "<script>alert(1)</script>",
+        "nginx@sha256:short",
+        "a" * 300,
+        "nginx:" + "t" * 200,
+        "ghcr.io//web",
+    ],
+)
+def test_invalid_images(image: str) -> None:
+    with pytest.raises(ValidationError):
+        validate_image(image)
+
+
+def test_config_vars_rules() -> None:
+    validate_config_vars({"DATABASE_URL": "postgres://db", "_X1": ""})
+    for bad in ({"1ABC": "x"}, {"AWS_REGION": "x"}, {"ecs_thing": "x"}, {"A-B": "x"}, {"A": 1}):
+        with pytest.raises(ValidationError):
+            validate_config_vars(bad)
+    with pytest.raises(ValidationError, match="bytes"):
+        validate_config_vars({f"V{i}": "x" * 1000 for i in range(60)})
