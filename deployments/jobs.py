@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import django_rq
 from botocore.exceptions import ClientError
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 # A row younger than this may still be waiting for its transaction's on_commit enqueue.
 ENQUEUE_GRACE = timedelta(seconds=30)
-RQ_ALIVE = frozenset({JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
+RQ_WAITING = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
+# A started job's worker beats every 30 s; silence for this long means the worker is gone.
+STALE_HEARTBEAT = timedelta(minutes=2)
 TICK_LOCK = "tinystacks:tick"
 
 JobHandler = Callable[[Job], None]
@@ -397,6 +399,18 @@ def tick() -> None:
         lock.release()
 
 
+def rq_is_alive(rq_job: RqJob) -> bool:
+    """Waiting to run, or running on a worker that still beats."""
+    status = rq_job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        beat = rq_job.last_heartbeat
+        if beat is None:
+            return True
+        beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
+        return timezone.now() - beat < STALE_HEARTBEAT
+    return status in RQ_WAITING
+
+
 def jobs_requeue_lost() -> int:
     """Re-enqueue jobs whose RQ job is gone (Redis flushed, enqueue failed, worker killed).
 
@@ -415,7 +429,7 @@ def jobs_requeue_lost() -> int:
     rq_jobs = RqJob.fetch_many([job.rq_id for job in unfinished], connection=connection)
     requeued = 0
     for job, rq_job in zip(unfinished, rq_jobs, strict=True):
-        if rq_job is not None and rq_job.get_status(refresh=False) in RQ_ALIVE:
+        if rq_job is not None and rq_is_alive(rq_job):
             continue
         if job.attempts >= MAX_ATTEMPTS:
             transition(

@@ -11,6 +11,8 @@ import pytest
 import redis
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
+from rq.job import Job as RqJob
+from rq.job import JobStatus
 
 from deployments import jobs
 from deployments.models import AwsAccount, Job, Team
@@ -141,3 +143,23 @@ def test_fresh_rows_are_left_for_their_own_enqueue(
     factories.make_job(account.team, account, rq_id="not-yet-enqueued")
 
     assert jobs.jobs_requeue_lost() == 0
+
+
+def test_a_started_job_whose_worker_stopped_beating_is_run_again(
+    account: AwsAccount, rq_redis: redis.Redis
+) -> None:
+    job = account_verify(account=account, actor=None)
+    jobs.enqueue(job)
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.RUNNING, created_at=timezone.now() - timedelta(minutes=5)
+    )
+    rq_job = RqJob.fetch(job.rq_id, connection=rq_redis)
+    rq_job.set_status(JobStatus.STARTED)
+    rq_job.heartbeat(timezone.now() - timedelta(minutes=1), ttl=600)
+    assert jobs.jobs_requeue_lost() == 0  # still beating: leave it alone
+
+    rq_job.heartbeat(timezone.now() - jobs.STALE_HEARTBEAT - timedelta(seconds=1), ttl=600)
+
+    assert jobs.jobs_requeue_lost() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
