@@ -21,11 +21,21 @@ from rq.job import JobStatus
 
 from deployments import tracker
 from deployments.aws import ecs_services, provisioning, taskdefs
+from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess
 from deployments.aws.errors import describe_aws_error
 from deployments.aws.identity import caller_identity
 from deployments.aws_access import account_access, app_names
-from deployments.models import App, AwsAccount, Cluster, Deployment, DeploymentEvent, Job, Release
+from deployments.models import (
+    App,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    DeploymentEvent,
+    Job,
+    Release,
+    ScalingSettings,
+)
 from deployments.transitions import transition
 
 logger = logging.getLogger(__name__)
@@ -334,7 +344,7 @@ def run_deployment(job: Job) -> None:
     created service by its client token, an update is skipped when the PRIMARY runs it already.
     """
     deployment = Deployment.objects.select_related(
-        "release", "app__team", "app__cluster__account__team"
+        "release", "app__team", "app__scaling", "app__cluster__account__team"
     ).get(pk=target_pk(job))
     app = deployment.app
     if not deployment.is_active or deployment.status == Deployment.Status.IN_PROGRESS:
@@ -364,6 +374,8 @@ def run_deployment(job: Job) -> None:
         _deployment_failed(deployment, message)
         raise JobFailed(message) from error
     App.objects.filter(pk=app.pk).update(service_arn=started.service_arn)
+    if service is None:
+        deployment_event(deployment, apply_app_scaling(app, access))
     transition(
         deployment,
         Deployment.Status.IN_PROGRESS,
@@ -373,6 +385,59 @@ def run_deployment(job: Job) -> None:
     verb = "Following" if started.already_running else "Started"
     deployment_event(deployment, f"{verb} ECS deployment {started.deployment_id}")
     log_line(job, f"{verb} ECS deployment {started.deployment_id}")
+
+
+def apply_app_scaling(app: App, access: AccountAccess) -> str:
+    """Autoscaling on CPU, or the fixed desired count; says which."""
+    names, scaling = app_names(app), app.scaling
+    cluster = app.cluster.ecs_name
+    if scaling.autoscaling_enabled:
+        aws_scaling.track_cpu(
+            access, cluster, names["service"], min_tasks=scaling.min_tasks,
+            max_tasks=scaling.max_tasks, cpu_target=scaling.cpu_target,
+        )  # fmt: skip
+        done = (
+            f"Autoscaling {scaling.min_tasks}–{scaling.max_tasks} tasks "
+            f"at {scaling.cpu_target} % CPU"
+        )
+    else:
+        aws_scaling.stop_tracking(access, cluster, names["service"])
+        ecs_services.set_desired_count(access, cluster, names["service"], app.desired_count)
+        done = f"Fixed at {app.desired_count} tasks"
+    ScalingSettings.objects.filter(pk=scaling.pk).update(applied_at=timezone.now())
+    return done
+
+
+def _app_for(job: Job) -> App:
+    return App.objects.select_related("team", "scaling", "cluster__account__team").get(
+        pk=target_pk(job)
+    )
+
+
+@handles("apply_scaling")
+def apply_scaling(job: Job) -> None:
+    app = _app_for(job)
+    try:
+        log_line(job, apply_app_scaling(app, account_access(app.cluster.account)))
+    except Exception as error:
+        if is_throttling(error):
+            raise RetryLater("AWS is throttling the scaling calls", STEP_RETRY_SECONDS) from error
+        raise
+
+
+@handles("delete_app")
+def delete_app(job: Job) -> None:
+    """Stop autoscaling, scale to zero and delete the service, deregister every revision,
+    delete the log group — each step a no-op if already done — then forget the app."""
+    app = _app_for(job)
+    access, names = account_access(app.cluster.account), app_names(app)
+    cluster = app.cluster.ecs_name
+    aws_scaling.stop_tracking(access, cluster, names["service"])
+    ecs_services.delete(access, cluster, names["service"])
+    revisions = taskdefs.deregister_family(access, names["family"])
+    taskdefs.delete_log_group(access, names["log_group"])
+    log_line(job, f"Deleted service {names['service']} and {revisions} task definition revisions")
+    App.objects.filter(pk=app.pk).delete()
 
 
 def _deployment_failed(deployment: Deployment, reason: str) -> None:

@@ -281,7 +281,7 @@ class Release(models.Model):
     task_definition_arn = models.CharField(max_length=600, blank=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DEPLOY)
     rollback_of = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="rollbacks"
+        "self", on_delete=models.RESTRICT, null=True, blank=True, related_name="rollbacks"
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -334,7 +334,8 @@ class Deployment(models.Model):
     }
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="deployments")
-    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    # RESTRICT, not PROTECT: deleting the app deletes its deployments and releases together.
+    release = models.ForeignKey(Release, on_delete=models.RESTRICT, related_name="deployments")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     ecs_deployment_id = models.CharField(max_length=100, blank=True)
     desired_count = models.PositiveIntegerField(default=0)

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Max
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from deployments import jobs
 from deployments.capacity import DEFAULT_INSTANCE_TYPE
@@ -399,6 +400,106 @@ def config_set(
     return _deploy(
         app=app, actor=actor, release=release, ip_address=ip_address, action="app.config"
     )
+
+
+@transaction.atomic
+def deployment_cancel(
+    *, deployment: Deployment, actor: Actor, ip_address: str | None = None
+) -> Deployment | None:
+    """Stop following a stuck rollout and roll back to the last good release, if there is one.
+
+    Returns the rollback's deployment, or None when the app never ran a good release.
+    """
+    app = _locked(deployment.app)
+    if not transition(
+        deployment,
+        Deployment.Status.CANCELLED,
+        finished_at=timezone.now(),
+        rollout_state_reason="Cancelled; rolling back to the last good release.",
+    ):
+        raise Conflict(f"{deployment.release.label} has already ended; nothing to cancel.")
+    audit_record(
+        team=app.team, actor=actor, action="deployment.cancel", target=app, ip_address=ip_address,
+        details={"release": deployment.release.label, "deployment": deployment.pk},
+    )  # fmt: skip
+    good = live_release(app)
+    if good is None:
+        return None
+    release = release_create(
+        app=app, actor=actor, image=good.image, config=dict(good.config),
+        kind=Release.Kind.ROLLBACK, rollback_of=good,
+        description=f"Rollback to {good.label} after cancelling {deployment.release.label}",
+    )  # fmt: skip
+    Release.objects.filter(pk=release.pk).update(task_definition_arn=good.task_definition_arn)
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.rollback"
+    )
+
+
+SCALING_FIELDS = ("autoscaling_enabled", "min_tasks", "max_tasks", "cpu_target")
+
+
+@transaction.atomic
+def scaling_update(
+    *, app: App, actor: Actor, ip_address: str | None = None, desired_count: int | None = None,
+    **changes: Any,
+) -> ScalingSettings:  # fmt: skip
+    """Autoscaling on CPU (min/max/target) or a fixed `desired_count`; applied by a job."""
+    unknown = set(changes) - set(SCALING_FIELDS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
+    app = _locked(app)
+    scaling = app.scaling
+    for name, value in changes.items():
+        setattr(scaling, name, value)
+    scaling.full_clean()
+    if desired_count is not None:
+        app.desired_count = desired_count
+        app.full_clean()
+        app.save(update_fields=["desired_count", "updated_at"])
+    scaling.save()
+    audit_record(
+        team=app.team, actor=actor, action="app.scale", target=app, ip_address=ip_address,
+        details={name: getattr(scaling, name) for name in SCALING_FIELDS}
+        | {"desired_count": app.desired_count},
+    )  # fmt: skip
+    if app.service_arn:
+        job_enqueue(kind="apply_scaling", target=app, team=app.team, created_by=actor)
+    return scaling
+
+
+APP_SETTINGS = (
+    "port", "health_check_path", "cpu", "memory", "command", "min_healthy_percent",
+    "max_percent", "circuit_breaker", "rollout_timeout_seconds",
+)  # fmt: skip
+
+
+@transaction.atomic
+def app_update(*, app: App, actor: Actor, ip_address: str | None = None, **changes: Any) -> App:
+    """Change settings; those in the task definition take effect with the next release."""
+    unknown = set(changes) - set(APP_SETTINGS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
+    app = _locked(app)
+    before = {name: getattr(app, name) for name in changes}
+    for name, value in changes.items():
+        setattr(app, name, value)
+    app.full_clean()
+    app.save(update_fields=[*changes, "updated_at"])
+    audit_record(
+        team=app.team, actor=actor, action="app.update", target=app, ip_address=ip_address,
+        details={"before": before, "after": changes},
+    )  # fmt: skip
+    return app
+
+
+@transaction.atomic
+def app_delete(*, app: App, actor: Actor, ip_address: str | None = None) -> Job:
+    """Tear the app down in AWS (a job); the row goes once AWS has nothing left of it."""
+    app = _locked(app)
+    _refuse_if_in_flight(app)
+    audit_record(team=app.team, actor=actor, action="app.delete", target=app, ip_address=ip_address)
+    return job_enqueue(kind="delete_app", target=app, team=app.team, created_by=actor)
 
 
 @transaction.atomic

@@ -15,15 +15,19 @@ from django.utils import timezone
 from deployments import jobs, tracker
 from deployments.aws import ecs_services
 from deployments.models import App, AwsAccount, Cluster, Deployment, Job, Release, Team
+from deployments.sandbox.autoscaling import set_cpu
 from deployments.sandbox.server import Sandbox
 from deployments.services import (
     Conflict,
     app_create,
+    app_delete,
     app_rollback,
     cluster_create,
     config_set,
+    deployment_cancel,
     deployment_start,
     live_release,
+    scaling_update,
 )
 from tests import factories
 from tests.conftest import aws, wait_for_in_process
@@ -207,3 +211,87 @@ def test_ten_rollouts_on_one_cluster_take_one_describe_call_per_tick(
     sandbox.requests.clear()
     assert tracker.follow_rollouts() == 10
     assert sandbox.requests["ecs:DescribeServices"] == 1
+
+
+def test_cancel_stops_a_stuck_rollout_and_rolls_back_to_the_last_good_release(app: App) -> None:
+    good = deploy(app, "nginx:1.27")
+    App.objects.filter(pk=app.pk).update(circuit_breaker=False)
+    app.refresh_from_db()
+    stuck = deployment_start(app=app, actor=None, image="nginx:crashloop")
+    wait_for_in_process(stuck)
+
+    rollback = deployment_cancel(deployment=stuck, actor=None)
+
+    stuck.refresh_from_db()
+    assert stuck.status == Deployment.Status.CANCELLED
+    assert rollback is not None
+    finished = follow(rollback)
+    assert finished.status == Deployment.Status.SUCCEEDED
+    assert finished.release.task_definition_arn == good.release.task_definition_arn
+    assert live_release(app) == finished.release
+    with pytest.raises(Conflict, match="already ended"):
+        deployment_cancel(deployment=stuck, actor=None)
+
+
+def test_autoscaling_moves_the_desired_count_and_deploys_keep_it(
+    app: App, sandbox: Sandbox
+) -> None:
+    deploy(app, "nginx:1.27")
+    ecs = aws(sandbox, "ecs")
+    policies = aws(sandbox, "application-autoscaling").describe_scaling_policies(
+        ServiceNamespace="ecs"
+    )["ScalingPolicies"]
+    assert policies[0]["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 75.0
+
+    sandbox.simulator.tick_seconds = 60  # simulated minutes pass in a fraction of a second
+    try:
+        set_cpu(app.cluster.ecs_name, "web", 100.0)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and desired(ecs, app) < 3:
+            time.sleep(0.2)
+    finally:
+        sandbox.simulator.tick_seconds = 0.2
+    scaled = desired(ecs, app)
+    assert 3 <= scaled <= 5
+
+    assert deploy(app, "nginx:1.27-alpine").status == Deployment.Status.SUCCEEDED
+    assert desired(ecs, app) >= scaled - 1  # the deploy did not reset it to 2
+
+
+def test_fixed_scaling_sets_the_desired_count(app: App, sandbox: Sandbox) -> None:
+    deploy(app, "nginx:1.27")
+
+    scaling_update(app=app, actor=None, autoscaling_enabled=False, desired_count=3)
+    wait_for_in_process(app)
+
+    assert desired(aws(sandbox, "ecs"), app) == 3
+    targets = aws(sandbox, "application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="ecs"
+    )["ScalableTargets"]
+    assert targets == []
+
+
+def test_deleting_an_app_removes_its_service_task_definitions_and_logs(
+    app: App, sandbox: Sandbox
+) -> None:
+    deploy(app, "nginx:1.27")
+
+    job = app_delete(app=app, actor=None)
+    deadline = time.monotonic() + 30
+    while Job.objects.filter(pk=job.pk, status__in=["queued", "running"]).exists():
+        jobs.run_job(job.pk)
+        assert time.monotonic() < deadline
+
+    assert not App.objects.filter(pk=app.pk).exists()
+    ecs = aws(sandbox, "ecs")
+    active = ecs.list_task_definitions(familyPrefix="tinystacks-acme-web", status="ACTIVE")
+    assert active["taskDefinitionArns"] == []
+    services = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"]
+    assert all(s["status"] != "ACTIVE" for s in services)
+    groups = aws(sandbox, "logs").describe_log_groups(logGroupNamePrefix="/tinystacks/acme/web")
+    assert groups["logGroups"] == []
+
+
+def desired(ecs: Any, app: App) -> int:
+    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"][0]
+    return int(service["desiredCount"])
