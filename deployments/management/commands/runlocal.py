@@ -7,6 +7,7 @@ Ctrl-C (or SIGTERM) stops everything this command started.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -44,6 +45,8 @@ class Command(BaseCommand):
             if not settings.REDIS_URL:
                 infrastructure.append(self._start_embedded_redis())
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            # The sandbox answers at once and costs nothing: follow rollouts every second.
+            os.environ.setdefault("TINYSTACKS_POLL_SECONDS", "1")
             infrastructure.append(subprocess.Popen([*manage, "sandbox"]))
             _wait_for_sandbox(infrastructure[-1])
             call_command("migrate", interactive=False, verbosity=0)
