@@ -7,7 +7,6 @@ instances with ECS) serves on a free port; workers reach it through TINYSTACKS_S
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -17,17 +16,17 @@ from typing import Any
 
 import pytest
 import redis
-from botocore.awsrequest import AWSResponse, HTTPHeaders
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from deployments import jobs
-from deployments.aws import clients, provisioning
+from deployments.aws import provisioning
 from deployments.models import AwsAccount, Cluster, Job, Team
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
 from tests import factories
 from tests.conftest import BASE_DIR, aws, database_url, wait_for_in_process
+from tests.faults import throttled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REGION = "us-east-1"
@@ -141,33 +140,6 @@ def test_provisioning_again_creates_nothing_new(
     assert Job.objects.filter(kind="provision_cluster", status="succeeded").count() == 2
 
 
-class Body:
-    def __init__(self, content: bytes) -> None:
-        self.content = content
-
-    def stream(self) -> Iterator[bytes]:
-        yield self.content
-
-
-def throttling_response(request: Any, service: str) -> AWSResponse:
-    """What AWS answers when it throttles, in the wire format of `service`'s protocol."""
-    if "X-Amz-Target" in request.headers:
-        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
-    elif service == "ec2":
-        body = (
-            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
-            b"<Message>Request limit exceeded.</Message></Error></Errors>"
-            b"<RequestID>throttled</RequestID></Response>"
-        )
-    else:
-        body = (
-            b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
-            b"<Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId>"
-            b"</ErrorResponse>"
-        )
-    return AWSResponse(request.url, 400, HTTPHeaders(), Body(body))
-
-
 class WorkerKilled(BaseException):
     """Escapes run_job's error handling, as a SIGKILL would: the row stays running."""
 
@@ -227,25 +199,12 @@ def test_throttling_on_30_percent_of_calls_reaches_the_same_end_state(
     expected = shape(inventory(sandbox, reference))
     sandbox.reset()
     Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
-    chance = random.Random(30)
-    throttled = []
-
-    def throttle(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
-        if chance.random() < 0.3:
-            service = event_name.split(".")[1]
-            throttled.append(service)
-            return throttling_response(request, service)
-        return None
-
-    remove = clients.add_client_hook("before-send", throttle)
-    try:
+    with throttled(0.3) as hits:
         cluster = wait_for_in_process(create(team, account), rounds=400)
-    finally:
-        remove()
 
     assert cluster.status == Cluster.Status.READY
     assert shape(inventory(sandbox, cluster)) == expected
-    assert len(throttled) > 10
+    assert len(hits) > 10
 
 
 def test_scaling_changes_the_instances_in_ecs(

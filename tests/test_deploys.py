@@ -31,6 +31,7 @@ from deployments.services import (
 )
 from tests import factories
 from tests.conftest import aws, wait_for_in_process
+from tests.faults import throttled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TERMINAL = {"succeeded", "failed", "rolled_back", "timed_out", "cancelled"}
@@ -295,3 +296,16 @@ def test_deleting_an_app_removes_its_service_task_definitions_and_logs(
 def desired(ecs: Any, app: App) -> int:
     service = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"][0]
     return int(service["desiredCount"])
+
+
+def test_throttling_on_30_percent_of_calls_gives_the_same_outcomes(app: App) -> None:
+    with throttled(0.3) as hits:
+        first = deploy(app, "nginx:1.27")
+        bad = deploy(app, "nginx:crashloop")
+
+    assert (first.status, bad.status) == (
+        Deployment.Status.SUCCEEDED,
+        Deployment.Status.ROLLED_BACK,
+    )
+    assert live_release(app) == first.release
+    assert "ecs" in hits
