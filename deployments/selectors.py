@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, When
 
-from deployments.models import ApiToken, App, AwsAccount, Cluster, Membership, Team
+from deployments.models import (
+    ApiToken,
+    App,
+    AuditEntry,
+    AwsAccount,
+    Cluster,
+    Job,
+    Membership,
+    Team,
+)
 
 
 def memberships_of(user: User) -> QuerySet[Membership]:
@@ -68,3 +79,283 @@ def api_token_by_hash(token_hash: str) -> ApiToken | None:
         )
     except ApiToken.DoesNotExist:
         return None
+
+
+# Dashboard pages
+
+
+def current_membership(
+    user: User, team_slug: str | None
+) -> tuple[Membership | None, list[Membership]]:
+    """The membership of the team the user works in (their chosen one, else their first) and all
+    of their memberships, for the team switcher; one query."""
+    memberships = list(memberships_of(user))
+    chosen = next((m for m in memberships if m.team.slug == team_slug), None)
+    return chosen or (memberships[0] if memberships else None), memberships
+
+
+# A cluster in one of these is changing on its own; pages follow it until it settles.
+CLUSTER_BUSY_STATUSES = (
+    Cluster.Status.PENDING,
+    Cluster.Status.PROVISIONING,
+    Cluster.Status.DELETING,
+)
+JOB_ACTIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
+
+
+def _jobs_of_kind(model: str, kind: str) -> QuerySet[Job]:
+    # By natural key in the query itself: no ContentType lookup, so no extra query.
+    return Job.objects.filter(
+        kind=kind, target_type__app_label="deployments", target_type__model=model
+    )
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    account: AwsAccount
+    verify_status: str | None  # of the latest verify_account job; None if there was none
+    live_clusters: int
+
+    @property
+    def verifying(self) -> bool:
+        return self.verify_status in JOB_ACTIVE_STATUSES
+
+
+def account_rows(team: Team) -> list[AccountRow]:
+    """The team's accounts, each with the status of its latest verification and how many
+    clusters use it: one query whatever the number of accounts."""
+    latest_verify = _jobs_of_kind("awsaccount", "verify_account").filter(target_id=OuterRef("pk"))
+    accounts = accounts_of(team).annotate(
+        verify_status=Subquery(latest_verify.order_by("-created_at", "-pk").values("status")[:1]),
+        live_clusters=Count("clusters", filter=~Q(clusters__status=Cluster.Status.DELETED)),
+    )
+    return [
+        AccountRow(account, account.verify_status, account.live_clusters) for account in accounts
+    ]
+
+
+def account_by_name(team: Team, name: str) -> AwsAccount | None:
+    return AwsAccount.objects.select_related("team").filter(team=team, name=name).first()
+
+
+def account_latest_verification(account: AwsAccount) -> Job | None:
+    return (
+        _jobs_of_kind("awsaccount", "verify_account")
+        .filter(target_id=account.pk)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def account_name_available(team: Team, base: str) -> str:
+    """`base`, or `base-2`, `base-3`… : the first name no account of the team has."""
+    taken = set(
+        AwsAccount.objects.filter(team=team, name__startswith=base).values_list("name", flat=True)
+    )
+    n = 1
+    while (name := base if n == 1 else f"{base}-{n}") in taken:
+        n += 1
+    return name
+
+
+TINYSTACKS_ACCOUNT_PLACEHOLDER = "<the TinyStacks AWS account id>"
+PERMISSIONS_POLICY_ACTIONS = (
+    "ec2:*Vpc*",
+    "ec2:*Subnet*",
+    "ec2:*InternetGateway*",
+    "ec2:*RouteTable*",
+    "ec2:*SecurityGroup*",
+    "ec2:*LaunchTemplate*",
+    "ec2:Describe*",
+    "autoscaling:*",
+    "ecs:*",
+    "iam:CreateRole",
+    "iam:GetRole",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteRole",
+    "iam:CreateInstanceProfile",
+    "iam:GetInstanceProfile",
+    "iam:AddRoleToInstanceProfile",
+    "iam:RemoveRoleFromInstanceProfile",
+    "iam:DeleteInstanceProfile",
+    "iam:PassRole",
+    "iam:ListAttachedRolePolicies",
+    "iam:TagRole",
+    "ssm:GetParameter",
+    "logs:*",
+    "application-autoscaling:*",
+    "cloudwatch:GetMetricData",
+    "sts:GetCallerIdentity",
+)
+
+
+def account_trust_policy(account: AwsAccount) -> str:
+    """The role's trust policy: the dashboard's AWS account may assume it, with this account
+    connection's ExternalId only. The id is a placeholder unless the operator configured it."""
+    principal = getattr(settings, "TINYSTACKS_AWS_ACCOUNT_ID", "") or TINYSTACKS_ACCOUNT_PLACEHOLDER
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{principal}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": account.external_id}},
+            }
+        ],
+    }
+    return json.dumps(policy, indent=2)
+
+
+def account_permissions_policy() -> str:
+    """What TinyStacks calls in the account, for the role's permissions policy."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TinyStacks",
+                "Effect": "Allow",
+                "Action": list(PERMISSIONS_POLICY_ACTIONS),
+                "Resource": "*",
+            }
+        ],
+    }
+    return json.dumps(policy, indent=2)
+
+
+def cluster_by_name(team: Team, name: str) -> Cluster | None:
+    """The team's live cluster of that name, else the last deleted one (its page still shows
+    how the deletion went)."""
+    return (
+        Cluster.objects.filter(team=team, name=name)
+        .select_related("account", "team")
+        .order_by(
+            Case(When(status=Cluster.Status.DELETED, then=1), default=0), "-updated_at", "-pk"
+        )
+        .first()
+    )
+
+
+def cluster_latest_job(cluster: Cluster) -> Job | None:
+    """The newest job about the cluster (provision, scale or delete), whatever its state."""
+    return (
+        Job.objects.filter(
+            target_type__app_label="deployments",
+            target_type__model="cluster",
+            target_id=cluster.pk,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+CLUSTER_STEP_LABELS = {
+    "network": "Network: VPC, internet gateway and routes",
+    "subnets": "Subnets, one per availability zone",
+    "security_group": "Security group for the instances",
+    "roles": "IAM roles and instance profile",
+    "launch_template": "Launch template with the ECS-optimised AMI",
+    "ecs_cluster": "ECS cluster",
+    "auto_scaling_group": "Auto Scaling group",
+    "capacity_provider": "Capacity provider with managed scaling",
+    "instances_joined": "Instances join the ECS cluster",
+}
+
+
+@dataclass(frozen=True)
+class StepRow:
+    name: str
+    label: str
+    status: str  # pending | running | done | failed
+    error: str
+
+
+def cluster_steps(cluster: Cluster) -> list[StepRow]:
+    """The steps as the job last recorded them; before it starts, the provisioning plan."""
+    steps = cluster.steps or (
+        [{"name": name, "status": "pending", "error": ""} for name in CLUSTER_STEP_LABELS]
+        if cluster.status == Cluster.Status.PENDING
+        else []
+    )
+    return [
+        StepRow(
+            name=step["name"],
+            label=CLUSTER_STEP_LABELS.get(step["name"], step["name"].replace("_", " ")),
+            status=step.get("status", "pending"),
+            error=step.get("error", ""),
+        )
+        for step in steps
+    ]
+
+
+CLUSTER_RESOURCE_LABELS = {
+    "vpc_id": "VPC",
+    "internet_gateway_id": "Internet gateway",
+    "route_table_id": "Route table",
+    "subnet_ids": "Subnets",
+    "security_group_id": "Security group",
+    "instance_role_name": "Instance role",
+    "instance_profile_arn": "Instance profile",
+    "execution_role_arn": "Task execution role",
+    "launch_template_id": "Launch template",
+    "cluster_arn": "ECS cluster",
+    "auto_scaling_group_name": "Auto Scaling group",
+    "capacity_provider_name": "Capacity provider",
+}
+# Shown elsewhere on the page, or another name for a resource already listed.
+_RESOURCES_NOT_LISTED = frozenset(
+    {
+        "availability_zones",
+        "container_instances",
+        "launch_template_name",
+        "auto_scaling_group_arn",
+        "capacity_provider_arn",
+    }
+)
+
+
+def cluster_resources(cluster: Cluster) -> list[tuple[str, str]]:
+    """(what, AWS id) for each resource the cluster owns, in the order they are made."""
+    resources = cluster.resources or {}
+    keys = [key for key in CLUSTER_RESOURCE_LABELS if key in resources]
+    keys += sorted(set(resources) - set(keys) - _RESOURCES_NOT_LISTED)
+    rows = []
+    for key in keys:
+        value = resources[key]
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        rows.append((CLUSTER_RESOURCE_LABELS.get(key, key.replace("_", " ")), shown))
+    return rows
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    zone: str
+    subnet_id: str
+    expected_instances: int
+
+
+def cluster_zones(cluster: Cluster) -> list[ZoneRow]:
+    """The cluster's availability zones and how the Auto Scaling group spreads the desired
+    instances over them (it balances zones); read from the database, not from AWS."""
+    resources = cluster.resources or {}
+    zones: list[str] = list(resources.get("availability_zones") or [])
+    subnets: list[str] = list(resources.get("subnet_ids") or [])
+    if not zones:
+        return []
+    share, extra = divmod(cluster.desired_instances, len(zones))
+    return [
+        ZoneRow(
+            zone=zone,
+            subnet_id=subnets[i] if i < len(subnets) else "",
+            expected_instances=share + (1 if i < extra else 0),
+        )
+        for i, zone in enumerate(zones)
+    ]
+
+
+def audit_entries_of(team: Team) -> QuerySet[AuditEntry]:
+    """The team's audit log, newest first, with who did it."""
+    return (
+        AuditEntry.objects.filter(team=team).select_related("actor").order_by("-created_at", "-pk")
+    )

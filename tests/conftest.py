@@ -73,8 +73,10 @@ def run_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sandbox_server() -> Iterator[Sandbox]:
+    """A sandbox server for one test module. Not longer: its ticker advances moto's in-process
+    backends, which `mock_aws` tests in other modules use too."""
     server = Sandbox(port=0, tick_seconds=0.2)
     server.start()
     yield server

@@ -1,0 +1,112 @@
+"""Pages run the same number of SQL queries whatever the number of rows they show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from deployments.models import AwsAccount, Cluster, Team
+from tests import factories
+from tests.pages.conftest import HTMX
+
+pytestmark = pytest.mark.django_db
+
+STEPS = ["network", "subnets", "security_group", "roles", "launch_template", "ecs_cluster"]
+
+
+def _queries(client: Client, url: str, **headers: Any) -> int:
+    client.get(url, **headers)  # warm up: sessions, content types
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, **headers)
+    assert response.status_code in (200, 286)
+    return len(queries)
+
+
+def _accounts(team: Team, n: int) -> None:
+    for _ in range(n):
+        account = factories.make_account(team)
+        factories.make_job(team, account, status="failed")
+        factories.make_job(team, account, status="running")
+        factories.make_cluster(account)
+
+
+def _clusters(team: Team, n: int) -> None:
+    account = factories.make_account(team)
+    for i in range(n):
+        cluster = factories.make_cluster(account, status="provisioning" if i % 2 else "ready")
+        factories.make_app(cluster)
+
+
+def _audit(team: Team, n: int) -> None:
+    actor = factories.make_user(team)
+    for _ in range(n):
+        factories.make_audit_entry(team, actor)
+
+
+def _cluster_detail(team: Team, n: int) -> None:
+    account = AwsAccount.objects.get(team=team, name="sandbox")
+    cluster = Cluster.objects.get(team=team, name="main", status="ready")
+    cluster.steps = [
+        {"name": STEPS[i % len(STEPS)], "status": "done", "error": ""} for i in range(n)
+    ]
+    cluster.resources = {f"thing_{i}": f"id-{i}" for i in range(n)} | {
+        "availability_zones": [f"eu-west-1{chr(97 + i)}" for i in range(min(n, 6))],
+        "subnet_ids": [f"subnet-{i}" for i in range(min(n, 6))],
+    }
+    cluster.save()
+    for _ in range(n):
+        factories.make_job(team, cluster, kind="scale_cluster", status="succeeded")
+        factories.make_cluster(account, status="deleted", name="main")
+
+
+def _account_detail(team: Team, n: int) -> None:
+    account = AwsAccount.objects.get(team=team, name="sandbox")
+    for _ in range(n):
+        factories.make_cluster(account)
+        factories.make_job(team, account, status="succeeded")
+
+
+CASES: list[tuple[str, str, Callable[[Team, int], None], dict[str, str]]] = [
+    ("accounts", "/accounts/", _accounts, {}),
+    ("accounts fragment", "/accounts/", _accounts, HTMX),
+    ("overview", "/", _clusters, {}),
+    ("overview fragment", "/", _clusters, HTMX),
+    ("activity", "/activity/", _audit, {}),
+    ("cluster", "/clusters/main/", _cluster_detail, {}),
+    ("cluster fragment", "/clusters/main/", _cluster_detail, HTMX),
+    ("account", "/accounts/sandbox/", _account_detail, {}),
+    ("account fragment", "/accounts/sandbox/", _account_detail, HTMX),
+    ("new cluster", "/clusters/new", _accounts, {}),
+]
+
+
+@pytest.mark.parametrize(("what", "url", "add", "headers"), CASES, ids=[c[0] for c in CASES])
+def test_query_count_does_not_grow_with_rows(
+    owner_client: Client,
+    team: Team,
+    cluster: Cluster,
+    what: str,
+    url: str,
+    add: Callable[[Team, int], None],
+    headers: dict[str, str],
+) -> None:
+    add(team, 3)
+    few = _queries(owner_client, url, **headers)
+    add(team, 27)
+    many = _queries(owner_client, url, **headers)
+
+    assert few == many, f"{what}: {few} queries with few rows, {many} with many"
+
+
+def test_the_urls_above_are_the_real_ones() -> None:
+    assert reverse("accounts") == "/accounts/"
+    assert reverse("cluster", args=["main"]) == "/clusters/main/"
+    assert reverse("account", args=["sandbox"]) == "/accounts/sandbox/"
+    assert reverse("cluster_new") == "/clusters/new"
+    assert reverse("activity") == "/activity/"
