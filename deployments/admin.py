@@ -3,6 +3,7 @@ queries; AWS identifiers and timestamps are read-only because AWS, not support, 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -171,12 +172,19 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
     list_select_related = ["app__team", "created_by"]
     search_fields = ["image", "app__name", "app__team__slug", "task_definition_arn",
                      "description"]  # fmt: skip
-    readonly_fields = ["app", "version", "image", "config", "task_definition_arn", "kind",
+    readonly_fields = ["app", "version", "image", "configuration", "task_definition_arn", "kind",
                        "rollback_of", "created_by", "created_at"]  # fmt: skip
+    exclude = ["config"]
 
     @admin.display(description="app", ordering="app__name")
     def app_link(self, release: Release) -> str:
         return admin_link(release.app)
+
+    @admin.display(description="config")
+    def configuration(self, release: Release) -> str:
+        """The snapshot with secret values left out: support sees which secrets, never what."""
+        shown = {**release.config, "secrets": sorted(release.config.get("secrets", {}))}
+        return format_html("<pre>{}</pre>", json.dumps(shown, indent=2, sort_keys=True))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # releases are immutable and only made by deploys

@@ -18,9 +18,11 @@ def account_access(account: AwsAccount) -> AccountAccess:
 
 
 def app_names(app: App) -> dict[str, str]:
-    """The AWS names of an app's resources: task definition family, service, log group."""
+    """The AWS names of an app's resources: task definition family, service, log group and the
+    Parameter Store path of its secrets."""
     return {
         "family": f"tinystacks-{app.team.slug}-{app.name}",
         "service": app.name,
         "log_group": f"/tinystacks/{app.team.slug}/{app.name}",
+        "parameters": f"/tinystacks/{app.team.slug}/{app.name}",
     }

@@ -19,8 +19,8 @@ from django.utils import timezone
 from rq.job import Job as RqJob
 from rq.job import JobStatus
 
-from deployments import tracker
-from deployments.aws import ecs_services, provisioning, taskdefs
+from deployments import encryption, tracker
+from deployments.aws import ecs_services, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess
 from deployments.aws.errors import describe_aws_error
@@ -311,6 +311,7 @@ def _task_definition_for(deployment: Deployment, access: AccountAccess) -> str:
             health_check_path=config["health_check_path"],
             command=config.get("command", ""),
             environment=config.get("env", {}),
+            secrets=_store_secrets(release, access, names["parameters"]),
             execution_role_arn=app.cluster.resources["execution_role_arn"],
             log_group=names["log_group"],
             region=app.cluster.region,
@@ -320,6 +321,17 @@ def _task_definition_for(deployment: Deployment, access: AccountAccess) -> str:
     Release.objects.filter(pk=release.pk).update(task_definition_arn=arn)
     deployment_event(deployment, f"Registered task definition {arn.rsplit('/', 1)[-1]}")
     return arn
+
+
+def _store_secrets(release: Release, access: AccountAccess, path: str) -> dict[str, str]:
+    """Put the release's secret values in Parameter Store, one SecureString per release and
+    name (so a rollback's task definition still finds its own values); name → parameter."""
+    stored = {}
+    for name, token in sorted(release.config.get("secrets", {}).items()):
+        parameter = f"{path}/r{release.pk}/{name}"
+        parameters.put_secure(access, parameter, encryption.decrypt(token))
+        stored[name] = parameter
+    return stored
 
 
 def _service_spec(app: App, task_definition: str) -> ecs_services.ServiceSpec:
@@ -436,6 +448,7 @@ def delete_app(job: Job) -> None:
     ecs_services.delete(access, cluster, names["service"])
     revisions = taskdefs.deregister_family(access, names["family"])
     taskdefs.delete_log_group(access, names["log_group"])
+    parameters.delete_under(access, names["parameters"])
     log_line(job, f"Deleted service {names['service']} and {revisions} task definition revisions")
     App.objects.filter(pk=app.pk).delete()
 

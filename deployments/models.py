@@ -213,6 +213,8 @@ class App(models.Model):
         default=15 * 60, validators=[MinValueValidator(60), MaxValueValidator(24 * 60 * 60)]
     )
     config_vars = models.JSONField(default=dict, blank=True)
+    # Secret config vars: name → Fernet token (deployments.secrets); never shown, only named.
+    secrets = models.JSONField(default=dict, blank=True, editable=False)
     service_arn = models.CharField(max_length=600, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from deployments import jobs
+from deployments import encryption, jobs
 from deployments.capacity import DEFAULT_INSTANCE_TYPE
 from deployments.models import (
     ApiToken,
@@ -262,6 +262,7 @@ def release_config(app: App) -> dict[str, Any]:
     """What a release snapshots of its app's configuration, besides the image."""
     return {
         "env": dict(app.config_vars),
+        "secrets": dict(app.secrets),  # encrypted tokens; the job puts the values in SSM
         "cpu": app.cpu,
         "memory": app.memory,
         "port": app.port,
@@ -384,6 +385,11 @@ def config_set(
     """New config vars make a new release of the live image, deployed at once."""
     validate_config_vars(config_vars)
     app = _locked(app)
+    clashing = sorted(set(config_vars) & set(app.secrets))
+    if clashing:
+        raise ValidationError(
+            {"config_vars": f"{', '.join(clashing)} already exist as secrets; unset them first."}
+        )
     live = live_release(app)
     if live is None:
         raise ValidationError({"config_vars": f"Deploy {app.name} once before setting config."})
@@ -400,6 +406,68 @@ def config_set(
     return _deploy(
         app=app, actor=actor, release=release, ip_address=ip_address, action="app.config"
     )
+
+
+def _release_new_config(app: App, actor: Actor, description: str) -> Release:
+    live = live_release(app)
+    if live is None:
+        raise ValidationError({"config_vars": f"Deploy {app.name} once before setting config."})
+    return release_create(
+        app=app, actor=actor, image=live.image, config=release_config(app),
+        kind=Release.Kind.CONFIG, description=description,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def secret_set(
+    *, app: App, actor: Actor, name: str, value: str, ip_address: str | None = None
+) -> Deployment:
+    """Set a secret config var: encrypted at rest, handed to ECS through SSM Parameter Store
+    (a SecureString per release), never shown again. Makes a release and deploys it."""
+    validate_config_vars({name: value})
+    app = _locked(app)
+    if name in app.config_vars:
+        raise ValidationError({"name": f"{name} is a plain config var; remove it first."})
+    _refuse_if_in_flight(app)
+    app.secrets = {**app.secrets, name: encryption.encrypt(value)}
+    app.save(update_fields=["secrets", "updated_at"])
+    release = _release_new_config(app, actor, f"Secret set: {name}")
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret"
+    )
+
+
+@transaction.atomic
+def secret_unset(*, app: App, actor: Actor, name: str, ip_address: str | None = None) -> Deployment:
+    app = _locked(app)
+    if name not in app.secrets:
+        raise ValidationError({"name": f"{app.name} has no secret named {name}."})
+    _refuse_if_in_flight(app)
+    app.secrets = {key: token for key, token in app.secrets.items() if key != name}
+    app.save(update_fields=["secrets", "updated_at"])
+    release = _release_new_config(app, actor, f"Secret removed: {name}")
+    return _deploy(
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret"
+    )
+
+
+@transaction.atomic
+def secrets_rotate() -> int:
+    """Re-encrypt every stored secret under the first of TINYSTACKS_SECRET_KEYS, so older keys
+    can then be retired. Returns how many values were re-encrypted."""
+    count = 0
+    for app in App.objects.select_for_update().exclude(secrets={}):
+        app.secrets = {name: encryption.rotate(token) for name, token in app.secrets.items()}
+        app.save(update_fields=["secrets"])
+        count += len(app.secrets)
+    for release in Release.objects.select_for_update().filter(config__has_key="secrets"):
+        kept = release.config["secrets"]
+        if kept:
+            rotated = {name: encryption.rotate(token) for name, token in kept.items()}
+            release.config = {**release.config, "secrets": rotated}
+            release.save(update_fields=["config"])
+            count += len(rotated)
+    return count
 
 
 @transaction.atomic

@@ -18,8 +18,9 @@ from django.db import connection
 from django.db.models import Model
 
 from deployments import embedded_redis, jobs
-from deployments.models import Job, Membership, Team
+from deployments.models import App, Cluster, Job, Membership, Team
 from deployments.sandbox.server import Sandbox
+from deployments.services import app_create, cluster_create
 from tests import factories
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -114,6 +115,20 @@ def wait_for_in_process[M: Model](target: M, rounds: int = 200) -> M:
         jobs.run_job(pending.pk)
         time.sleep(0.05)
     raise AssertionError(f"{target} still has jobs after {rounds} runs")
+
+
+@pytest.fixture
+def cluster(team: Team, sandbox: Sandbox, rq_redis: redis.Redis) -> Cluster:
+    """A ready cluster on the sandbox, provisioned by the real job (run in-process)."""
+    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
+    return wait_for_in_process(cluster)
+
+
+@pytest.fixture
+def app(team: Team, cluster: Cluster) -> App:
+    """An app named web on that cluster, never deployed yet."""
+    return app_create(team=team, actor=None, cluster=cluster, name="web")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from deployments import jobs, tracker
 from deployments.aws import ecs_services
-from deployments.models import App, AwsAccount, Cluster, Deployment, Job, Release, Team
+from deployments.models import App, Cluster, Deployment, Job, Release, Team
 from deployments.sandbox.autoscaling import set_cpu
 from deployments.sandbox.server import Sandbox
 from deployments.services import (
@@ -22,32 +22,17 @@ from deployments.services import (
     app_create,
     app_delete,
     app_rollback,
-    cluster_create,
     config_set,
     deployment_cancel,
     deployment_start,
     live_release,
     scaling_update,
 )
-from tests import factories
 from tests.conftest import aws, wait_for_in_process
 from tests.faults import throttled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TERMINAL = {"succeeded", "failed", "rolled_back", "timed_out", "cancelled"}
-
-
-@pytest.fixture
-def cluster(team: Team, sandbox: Sandbox, rq_redis: redis.Redis) -> Cluster:
-    account = factories.make_account(team, name="sandbox", region="us-east-1")
-    cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
-    assert isinstance(account, AwsAccount)
-    return wait_for_in_process(cluster)
-
-
-@pytest.fixture
-def app(team: Team, cluster: Cluster) -> App:
-    return app_create(team=team, actor=None, cluster=cluster, name="web")
 
 
 def follow(deployment: Deployment, timeout: float = 60, on_tick: Callable[[], None] | None = None

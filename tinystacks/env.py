@@ -6,6 +6,8 @@ with one clear line instead of surfacing later as a confusing error.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -97,6 +99,24 @@ def env_redis_url(name: str) -> str:
             f"{name} must start with redis://, rediss:// or unix://; got {url!r}"
         )
     return url
+
+
+def fernet_keys(name: str, *, secret_key: str) -> list[bytes]:
+    """Fernet keys, comma-separated, newest first; unset = one derived from SECRET_KEY."""
+    raw = env_str(name)
+    if not raw:
+        return [base64.urlsafe_b64encode(hashlib.sha256(f"fernet:{secret_key}".encode()).digest())]
+    keys = [key.strip().encode() for key in raw.split(",") if key.strip()]
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key)) != 32:
+                raise ValueError
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must hold Fernet keys (32 url-safe base64-encoded bytes each), "
+                "comma-separated, newest first"
+            ) from None
+    return keys
 
 
 def secret_key(*, debug: bool, local_file: Path) -> str:

@@ -14,6 +14,7 @@ from tinystacks.env import (
     env_list,
     env_redis_url,
     env_str,
+    fernet_keys,
     secret_key,
 )
 
@@ -24,6 +25,8 @@ VAR_DIR = Path(env_str("TINYSTACKS_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = secret_key(debug=DEBUG, local_file=VAR_DIR / "secret_key")
+# Encrypts secret config vars at rest; rotate with `manage.py rotate_secrets` (see README).
+TINYSTACKS_SECRET_KEYS = fernet_keys("TINYSTACKS_SECRET_KEYS", secret_key=SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 
 INSTALLED_APPS = [
@@ -131,5 +134,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django": {"level": "INFO"}},
+    # boto logs request bodies at DEBUG, secrets among them: never let them below WARNING.
+    "loggers": {
+        "django": {"level": "INFO"},
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }

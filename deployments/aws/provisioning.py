@@ -21,6 +21,19 @@ from deployments.aws.clients import AccountAccess, client
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+# Tasks read their app's secret config vars from Parameter Store when they start.
+SECRETS_POLICY_NAME = "tinystacks-read-secrets"
+SECRETS_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters"],
+            "Resource": "arn:aws:ssm:*:*:parameter/tinystacks/*",
+        },
+        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "*"},
+    ],
+}
 MAX_AZS = 3
 ECS_RESERVED_MEMORY_MIB = 256
 
@@ -193,6 +206,11 @@ def step_roles(spec: ClusterSpec) -> dict[str, Any]:
         iam.add_role_to_instance_profile(InstanceProfileName=instance_role, RoleName=instance_role)
     execution_role_arn = _ensure_role(
         spec, spec.name("execution"), "ecs-tasks.amazonaws.com", EXECUTION_ROLE_POLICY
+    )
+    iam.put_role_policy(  # idempotent: the same document replaces itself
+        RoleName=spec.name("execution"),
+        PolicyName=SECRETS_POLICY_NAME,
+        PolicyDocument=json.dumps(SECRETS_POLICY),
     )
     return {
         "instance_role_name": instance_role,
@@ -445,6 +463,8 @@ def _delete_role(spec: ClusterSpec, name: str) -> None:
     try:
         for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
             iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
         iam.delete_role(RoleName=name)
     except ClientError as error:
         _ignore_missing(error, "NoSuchEntity")

@@ -27,6 +27,8 @@ class TaskDefinitionSpec:
     region: str
     command: str = ""
     environment: dict[str, str] = field(default_factory=dict)
+    # Secret env vars: name → SSM parameter name; ECS resolves them when a task starts.
+    secrets: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -49,6 +51,7 @@ def _container(spec: TaskDefinitionSpec) -> dict[str, Any]:
         # hostPort 0: a dynamic host port, so several tasks of the app can share an instance.
         "portMappings": [{"containerPort": spec.port, "hostPort": 0, "protocol": "tcp"}],
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
         "logConfiguration": {
             "logDriver": "awslogs",
             "options": {
