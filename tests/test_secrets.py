@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
+from django.core import serializers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import call_command
 from django.test import Client
@@ -90,7 +91,7 @@ def test_a_secret_reaches_ecs_only_through_ssm_and_is_never_shown(
     assert (parameter["Type"], parameter["Value"]) == ("SecureString", PLANTED)
 
     stored = [
-        json.dumps(list(model.objects.values()), default=str)
+        serializers.serialize("json", model.objects.all())
         for model in (App, Release, Deployment, DeploymentEvent, Job, AuditEntry)
     ]
     assert not any(PLANTED in text for text in stored)
