@@ -44,8 +44,6 @@ MAX_ATTEMPTS = 5
 # A row younger than this may still be waiting for its transaction's on_commit enqueue.
 ENQUEUE_GRACE = timedelta(seconds=30)
 RQ_WAITING = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED})
-# A started job's worker beats every 30 s; silence for this long means the worker is gone.
-STALE_HEARTBEAT = timedelta(minutes=2)
 TICK_LOCK = "tinystacks:tick"
 
 JobHandler = Callable[[Job], None]
@@ -485,7 +483,7 @@ def rq_is_alive(rq_job: RqJob) -> bool:
         if beat is None:
             return True
         beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
-        return timezone.now() - beat < STALE_HEARTBEAT
+        return timezone.now() - beat < timedelta(seconds=settings.TINYSTACKS_STALE_JOB_SECONDS)
     return status in RQ_WAITING
 
 

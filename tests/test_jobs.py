@@ -158,7 +158,7 @@ def test_a_started_job_whose_worker_stopped_beating_is_run_again(
     rq_job.heartbeat(timezone.now() - timedelta(minutes=1), ttl=600)
     assert jobs.jobs_requeue_lost() == 0  # still beating: leave it alone
 
-    rq_job.heartbeat(timezone.now() - jobs.STALE_HEARTBEAT - timedelta(seconds=1), ttl=600)
+    rq_job.heartbeat(timezone.now() - timedelta(seconds=121), ttl=600)
 
     assert jobs.jobs_requeue_lost() == 1
     job.refresh_from_db()

@@ -84,6 +84,8 @@ RQ_QUEUES = {
 # Services enqueue inside transaction.on_commit themselves, visibly; django-rq need not defer.
 RQ = {"COMMIT_MODE": "auto"}
 
+# A running job whose worker has not beaten (RQ beats every 30 s) for this long is taken as lost.
+TINYSTACKS_STALE_JOB_SECONDS = env_float("TINYSTACKS_STALE_JOB_SECONDS", default=120, minimum=1)
 TINYSTACKS_POLL_SECONDS = env_float("TINYSTACKS_POLL_SECONDS", default=5.0, minimum=0.1)
 TINYSTACKS_SANDBOX_URL = env_str("TINYSTACKS_SANDBOX_URL") or "http://127.0.0.1:4566"
 
