@@ -12,7 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, timedelta
 
 import django_rq
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
@@ -55,11 +61,16 @@ class JobFailed(Exception):
 
 
 class RetryLater(Exception):
-    """The job is waiting on something (AWS, another job): queue it again after `delay` s."""
+    """The job is waiting on something (AWS, another job): queue it again after `delay` s.
 
-    def __init__(self, reason: str, delay: float) -> None:
+    `transient` marks a wait caused by an AWS error (throttling, no connection): those are
+    counted, to back off further each time and to give up eventually.
+    """
+
+    def __init__(self, reason: str, delay: float, *, transient: bool = False) -> None:
         super().__init__(reason)
         self.delay = delay
+        self.transient = transient
 
 
 def handles(kind: str) -> Callable[[JobHandler], JobHandler]:
@@ -89,7 +100,10 @@ def run_job(job_id: int) -> None:
     except RetryLater as wait:
         log_line(job, f"{wait}; trying again in {wait.delay:g} s")
         # Waiting is not a failed attempt: the reconciler's give-up count stays where it was.
-        transition(job, Job.Status.QUEUED, attempts=F("attempts") - 1, log=job.log)
+        transition(
+            job, Job.Status.QUEUED, attempts=F("attempts") - 1,
+            retries=F("retries") + int(wait.transient), log=job.log,
+        )  # fmt: skip
         django_rq.get_queue("default").enqueue_in(
             timedelta(seconds=wait.delay), run_job, job.pk, job_id=job.rq_id
         )
@@ -136,7 +150,10 @@ def verify_account(job: Job) -> None:
 
 INSTANCES_JOIN_TIMEOUT = timedelta(minutes=15)
 STEP_RETRY_SECONDS = 5.0
-MAX_THROTTLE_BACKOFF_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 120.0
+MAX_TRANSIENT_RETRIES = 12  # about 15 minutes of backing off
+CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                     ConnectionClosedError)  # fmt: skip
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
@@ -178,13 +195,23 @@ def release_cluster(cluster: Cluster) -> None:
     Cluster.objects.filter(pk=cluster.pk).update(current_job=None)
 
 
-def is_throttling(error: Exception) -> bool:
-    """Throttled even after botocore's own retries: back off and run the job again later."""
+def is_transient(error: Exception) -> bool:
+    """Throttled or unreachable even after botocore's own retries: worth trying again later."""
+    if isinstance(error, CONNECTION_ERRORS):
+        return True
     if not isinstance(error, ClientError):
         return False
     code = error.response.get("Error", {}).get("Code")
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in THROTTLING_CODES or status == 429
+
+
+def retry_if_transient(job: Job, error: Exception, doing: str) -> None:
+    """Back off (5 s, 10 s, … capped at 2 min) while AWS throttles or cannot be reached, for up
+    to MAX_TRANSIENT_RETRIES tries; return (to let the caller fail the job) otherwise."""
+    if is_transient(error) and job.retries < MAX_TRANSIENT_RETRIES:
+        delay = min(MAX_BACKOFF_SECONDS, STEP_RETRY_SECONDS * 2**job.retries)
+        raise RetryLater(f"{doing}: {describe_aws_error(error)}", delay, transient=True) from error
 
 
 def record_step(
@@ -220,9 +247,7 @@ def run_cluster_steps(
                 raise JobFailed(f"Timed out: {waiting}") from None
             raise RetryLater(str(waiting), STEP_RETRY_SECONDS) from None
         except Exception as error:
-            if is_throttling(error):
-                delay = min(MAX_THROTTLE_BACKOFF_SECONDS, STEP_RETRY_SECONDS * 2**job.attempts)
-                raise RetryLater(f"AWS is throttling {name}", delay) from error
+            retry_if_transient(job, error, f"Step {name}")
             message = describe_aws_error(error)
             cluster_failed(cluster, steps, name, message)
             raise JobFailed(f"Step {name} failed: {message}") from error
@@ -267,8 +292,7 @@ def scale_cluster(job: Job) -> None:
         changes = provisioning.scale_instances(cluster_spec(cluster))
     except Exception as error:
         release_cluster(cluster)
-        if is_throttling(error):
-            raise RetryLater("AWS is throttling the scaling calls", STEP_RETRY_SECONDS) from error
+        retry_if_transient(job, error, "Scaling")
         raise JobFailed(f"Scaling failed: {describe_aws_error(error)}") from error
     release_cluster(cluster)
     log_line(job, "; ".join(changes) or "Already as asked; nothing to change")
@@ -378,8 +402,7 @@ def run_deployment(job: Job) -> None:
             else ecs_services.update(access, spec, service)
         )
     except Exception as error:
-        if is_throttling(error):
-            raise RetryLater("AWS is throttling the deploy", STEP_RETRY_SECONDS) from error
+        retry_if_transient(job, error, "Deploying")
         message = describe_aws_error(error)
         _deployment_failed(deployment, message)
         raise JobFailed(message) from error
@@ -430,8 +453,7 @@ def apply_scaling(job: Job) -> None:
     try:
         log_line(job, apply_app_scaling(app, account_access(app.cluster.account)))
     except Exception as error:
-        if is_throttling(error):
-            raise RetryLater("AWS is throttling the scaling calls", STEP_RETRY_SECONDS) from error
+        retry_if_transient(job, error, "Scaling")
         raise
 
 

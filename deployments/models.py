@@ -424,6 +424,8 @@ class Job(models.Model):
     target = GenericForeignKey("target_type", "target_id")
     rq_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Times AWS throttled it or could not be reached; drives the back-off.
+    retries = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     log = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(

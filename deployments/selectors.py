@@ -7,7 +7,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, When
+from django.db.models import (
+    Case,
+    Count,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from deployments.models import (
     ApiToken,
@@ -15,8 +25,11 @@ from deployments.models import (
     AuditEntry,
     AwsAccount,
     Cluster,
+    Deployment,
+    DeploymentEvent,
     Job,
     Membership,
+    Release,
     Team,
 )
 
@@ -358,4 +371,90 @@ def audit_entries_of(team: Team) -> QuerySet[AuditEntry]:
     """The team's audit log, newest first, with who did it."""
     return (
         AuditEntry.objects.filter(team=team).select_related("actor").order_by("-created_at", "-pk")
+    )
+
+
+# API and command line: apps, releases and rollouts
+
+
+def _live_version() -> Subquery:
+    """The version of the app's live release, picked as `services.live_release` picks it."""
+    succeeded = Deployment.objects.filter(app=OuterRef("pk"), status=Deployment.Status.SUCCEEDED)
+    return Subquery(succeeded.order_by("-finished_at", "-pk").values("release__version")[:1])
+
+
+def apps_with_status(team: Team) -> QuerySet[App]:
+    """The team's apps with their cluster and scaling settings, annotated with `live_version`
+    (or None) and `active_deployment_id` (the rollout in flight, or None): one query whatever
+    the number of apps."""
+    in_flight = Deployment.objects.filter(app=OuterRef("pk"), status__in=Deployment.ACTIVE_STATUSES)
+    return (
+        App.objects.filter(team=team)
+        .select_related("cluster", "scaling")
+        .annotate(
+            live_version=_live_version(),
+            active_deployment_id=Subquery(in_flight.values("pk")[:1]),
+        )
+        .order_by("name")
+    )
+
+
+def app_with_status(team: Team, name: str) -> App | None:
+    return apps_with_status(team).filter(name=name).first()
+
+
+def app_by_team_slug(team_slug: str, name: str) -> App | None:
+    """For the command line, which names an app as <team>/<app>."""
+    return (
+        App.objects.select_related("team", "cluster")
+        .filter(team__slug=team_slug, name=name)
+        .first()
+    )
+
+
+def app_releases(app: App) -> QuerySet[Release]:
+    """Newest first, with who made each and what it rolled back to."""
+    return app.releases.select_related("created_by", "rollback_of").order_by("-version")
+
+
+def app_deletion_job(app: App) -> Job | None:
+    """The app's teardown job while it is queued or running."""
+    return (
+        _jobs_of_kind("app", "delete_app")
+        .filter(target_id=app.pk, status__in=JOB_ACTIVE_STATUSES)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def team_deployment(team: Team, pk: int) -> Deployment | None:
+    """The team's deployment with its app, release and events (oldest first); None for another
+    team's."""
+    events = DeploymentEvent.objects.order_by("created_at", "pk")
+    return (
+        Deployment.objects.filter(app__team=team, pk=pk)
+        .select_related("app", "release")
+        .prefetch_related(Prefetch("events", queryset=events))
+        .first()
+    )
+
+
+def deployment_progress(pk: int) -> Deployment:
+    """A deployment as a waiting command line shows it: with its app and release, annotated with
+    `latest_event`: the newest ECS event since the rollout started once there is one (ECS may
+    report a step before we record ours; earlier events belong to the previous rollout), else our
+    newest step (or None); one query."""
+    events = DeploymentEvent.objects.filter(deployment=OuterRef("pk"))
+    events = events.order_by("-created_at", "-pk")
+    from_ecs = events.filter(
+        source=DeploymentEvent.Source.ECS, created_at__gte=OuterRef("started_at")
+    )
+    return (
+        Deployment.objects.select_related("app", "release")
+        .annotate(
+            latest_event=Coalesce(
+                Subquery(from_ecs.values("message")[:1]), Subquery(events.values("message")[:1])
+            )
+        )
+        .get(pk=pk)
     )

@@ -292,7 +292,16 @@ def app_create(
 
 
 def _refuse_if_in_flight(app: App) -> None:
-    """One rollout at a time per app (the database constraint backs this clear message up)."""
+    """One rollout at a time per app (the database constraint backs this clear message up),
+    and none once the app is being deleted. Callers hold the app's row lock."""
+    deleting = Job.objects.filter(
+        kind="delete_app",
+        target_type=ContentType.objects.get_for_model(App),
+        target_id=app.pk,
+        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
+    )
+    if deleting.exists():
+        raise Conflict(f"{app.name} is being deleted.")
     running = (
         app.deployments.filter(status__in=Deployment.ACTIVE_STATUSES)
         .select_related("release")

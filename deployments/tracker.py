@@ -28,8 +28,6 @@ OUTCOMES = {
     "failed": Deployment.Status.FAILED,
     "rolled_back": Deployment.Status.ROLLED_BACK,
 }
-# Events stamped a little before our start still belong to this rollout (clock skew).
-EVENT_GRACE = timedelta(seconds=5)
 
 
 def follow_rollouts() -> int:
@@ -102,8 +100,12 @@ def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datet
 
 
 def _record_events(deployment: Deployment, view: rollouts.ServiceView) -> None:
-    """ECS's service events since this rollout began, each once (the ECS event id is unique)."""
-    since = (deployment.started_at or deployment.created_at) - EVENT_GRACE
+    """ECS's service events since this rollout began, each once (the ECS event id is unique).
+
+    Its start is stamped before UpdateService is called, so the previous rollout's last events
+    ("deployment completed") fall before it.
+    """
+    since = deployment.started_at or deployment.created_at
     DeploymentEvent.objects.bulk_create(
         [
             DeploymentEvent(

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 import redis
+from botocore.exceptions import EndpointConnectionError
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from deployments import jobs
-from deployments.aws import provisioning
+from deployments.aws import clients, provisioning
 from deployments.models import AwsAccount, Cluster, Job, Team
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
@@ -268,3 +269,27 @@ def test_teardown_refuses_while_apps_run_then_leaves_nothing(
         ]
     )["Reservations"]
     assert running == []
+
+
+def test_an_unreachable_aws_is_waited_out_with_growing_back_off(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    outage = {"calls_left": 25}
+
+    def unreachable(request: Any, **kwargs: Any) -> None:
+        if outage["calls_left"] > 0:
+            outage["calls_left"] -= 1
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+    remove = clients.add_client_hook("before-send", unreachable)
+    try:
+        cluster = wait_for_in_process(create(team, account), rounds=400)
+    finally:
+        remove()
+
+    assert cluster.status == Cluster.Status.READY
+    job = Job.objects.get(kind="provision_cluster", target_id=cluster.pk)
+    waits = [line["message"] for line in job.log if "trying again" in line["message"]]
+    assert waits and "Could not reach AWS" in waits[0]
+    assert "in 5 s" in waits[0] and "in 10 s" in waits[1]
+    assert (job.status, job.attempts, job.retries) == (Job.Status.SUCCEEDED, 1, len(waits))

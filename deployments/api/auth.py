@@ -30,6 +30,7 @@ from deployments.api.serializers import (
     validation_error_response,
 )
 from deployments.models import ApiToken, Team
+from deployments.services import Conflict
 
 P = ParamSpec("P")
 
@@ -86,7 +87,7 @@ def _client_ip(request: HttpRequest) -> str | None:
         return None
 
 
-def _prepare(request: ApiRequest, methods: Sequence[str], public: bool) -> None:
+def _prepare(request: ApiRequest, methods: Sequence[str], public: bool, body: bool) -> None:
     if request.method not in methods:
         raise ApiError(
             405,
@@ -101,7 +102,8 @@ def _prepare(request: ApiRequest, methods: Sequence[str], public: bool) -> None:
     request.team = request.token.team
     if request.method not in READ_METHODS and not request.token.can_write:
         raise ApiError(403, f"This token has the {request.token.role} role, which can only read.")
-    if request.method in BODY_METHODS:
+    # An action without parameters (body=False) may be sent with no body at all.
+    if request.method in BODY_METHODS and (body or request.body.strip()):
         try:
             request.data = parse_json_object(request.body)
         except RequestDataTooBig:
@@ -109,13 +111,14 @@ def _prepare(request: ApiRequest, methods: Sequence[str], public: bool) -> None:
 
 
 def api_view(
-    *, methods: Sequence[str], public: bool = False
+    *, methods: Sequence[str], public: bool = False, body: bool = True
 ) -> Callable[
     [Callable[Concatenate[ApiRequest, P], HttpResponse]],
     Callable[Concatenate[HttpRequest, P], HttpResponse],
 ]:
     """Answer only `methods`; unless `public`, require a token and a writer's role for anything
-    but reads; parse JSON bodies into `request.data`; turn every refusal into a JSON error."""
+    but reads; parse JSON bodies into `request.data` (optional when not `body`); turn every
+    refusal into a JSON error, a service's Conflict into a 409."""
     allowed = tuple(methods)
 
     def decorator(
@@ -124,12 +127,14 @@ def api_view(
         def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
             api_request = cast(ApiRequest, request)
             try:
-                _prepare(api_request, allowed, public)
+                _prepare(api_request, allowed, public, body)
                 return view(api_request, *args, **kwargs)
             except ApiError as error:
                 return error.response()
             except ValidationError as error:
                 return validation_error_response(error)
+            except Conflict as error:
+                return error_response(409, str(error))
             except IntegrityError:
                 # A concurrent request won a race the views' existence checks cannot see.
                 return error_response(409, "That conflicts with an existing object of that name.")

@@ -10,8 +10,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPES
-from deployments.models import AwsAccount, Cluster, Membership, name_validator, region_validator
+from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPES, TASK_MEMORY_BY_CPU
+from deployments.models import (
+    App,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    Membership,
+    Release,
+    ScalingSettings,
+    name_validator,
+    region_validator,
+)
+from deployments.validators import RESERVED_ENV_PREFIXES
 
 Schema = dict[str, Any]
 
@@ -58,8 +69,9 @@ ERROR_RESPONSES = {
     "409": (
         "Conflict",
         "The name is already in use in this team, or the object's current state refuses the "
-        "change (a cluster not ready to resize, a cluster that still runs apps); the message "
-        "says which.",
+        "change (a cluster not ready to resize, a cluster that still runs apps, a rollout already "
+        "in flight for the app, a deployment that has already ended, an app being deleted); the "
+        "message says which.",
     ),
     "413": ("PayloadTooLarge", "The request body is too large."),
 }
@@ -224,6 +236,293 @@ SCHEMAS: Schema = {
     },
 }
 
+
+def _default(model: type[Any], name: str) -> Any:
+    return model._meta.get_field(name).get_default()
+
+
+COUNT: Schema = {"type": "integer", "minimum": 0}
+APP_SETTINGS_PROPERTIES: Schema = {
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": _default(App, "port"),
+             "description": "The port the container listens on."},
+    "health_check_path": {"type": "string", "maxLength": 200, "pattern": "^/\\S*$",
+                          "default": _default(App, "health_check_path")},
+    "cpu": {"type": "integer", "enum": list(TASK_MEMORY_BY_CPU), "default": _default(App, "cpu"),
+            "description": "CPU units for the task; 1024 = 1 vCPU."},
+    "memory": {
+        "type": "integer", "default": _default(App, "memory"),
+        "description": "MiB. Allowed with each cpu: "
+        + "; ".join(f"{cpu} → {m[0]}–{m[-1]}" for cpu, m in TASK_MEMORY_BY_CPU.items())
+        + " (steps of 1024, or 512 at the low end). The task must also fit the cluster's "
+        "instance type.",
+    },
+    "command": {"type": "string", "maxLength": 1000, "default": "",
+                "description": "Overrides the image's command; empty keeps it."},
+    "min_healthy_percent": {"type": "integer", "minimum": 0, "maximum": 100,
+                            "default": _default(App, "min_healthy_percent")},
+    "max_percent": {"type": "integer", "minimum": 100, "maximum": 400,
+                    "default": _default(App, "max_percent")},
+    "circuit_breaker": {"type": "boolean", "default": _default(App, "circuit_breaker"),
+                        "description": "Stop a failing rollout and roll back to the last good "
+                        "release."},
+    "rollout_timeout_seconds": {
+        "type": "integer", "minimum": 60, "maximum": 86400,
+        "default": _default(App, "rollout_timeout_seconds"),
+        "description": "A rollout that makes no progress for this long ends timed_out.",
+    },
+}  # fmt: skip
+CONFIG_VARS: Schema = {
+    "type": "object",
+    "description": "Environment variables, NAME → value. Names: letters, digits and "
+    "underscores, not starting with a digit, not starting with "
+    f"{' or '.join(RESERVED_ENV_PREFIXES)}; values are strings. At most 48 KiB in all.",
+    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    "additionalProperties": {"type": "string"},
+    "examples": [{"DATABASE_URL": "postgres://db/shop", "GREETING": "hello"}],
+}
+SCALING_PROPERTIES: Schema = {
+    "min_tasks": COUNT | {"maximum": 5000, "default": _default(ScalingSettings, "min_tasks"),
+                          "description": "At most max_tasks."},
+    "max_tasks": COUNT | {"maximum": 5000, "default": _default(ScalingSettings, "max_tasks")},
+    "cpu_target": {"type": "integer", "minimum": 1, "maximum": 100,
+                   "default": _default(ScalingSettings, "cpu_target"),
+                   "description": "Average CPU utilisation (%) autoscaling keeps the tasks at."},
+}  # fmt: skip
+DESIRED_COUNT: Schema = COUNT | {
+    "maximum": 5000,
+    "default": _default(App, "desired_count"),
+    "description": "How many tasks run when autoscaling is off.",
+}
+VERSION: Schema = {"type": "integer", "minimum": 1, "description": "v1, v2, … per app."}
+
+ROLLOUT_SCHEMAS: Schema = {
+        "App": {
+            "type": "object",
+            "required": [
+                "name", "cluster", "port", "health_check_path", "cpu", "memory", "command",
+                "desired_count", "min_healthy_percent", "max_percent", "circuit_breaker",
+                "rollout_timeout_seconds", "config_var_names", "scaling", "live_release",
+                "active_deployment",
+            ],
+            "properties": {"name": NAME, "cluster": {"type": "string"}}
+            | APP_SETTINGS_PROPERTIES
+            | {
+                "desired_count": DESIRED_COUNT,
+                "config_var_names": {
+                    "type": "array", "items": {"type": "string"}, "readOnly": True,
+                    "description": "The names of the config vars, sorted. Values are never "
+                    "shown: they may be secrets.",
+                },
+                "scaling": _schema("Scaling") | {"readOnly": True},
+                "live_release": VERSION | {
+                    "type": ["integer", "null"], "readOnly": True,
+                    "description": "The version of the release the app runs (that of its "
+                    "latest successful rollout); null before the first one.",
+                },
+                "active_deployment": {
+                    "type": ["integer", "null"], "readOnly": True,
+                    "description": "The id of the rollout in flight, if any: "
+                    "GET /deployments/{id} follows it, POST /deployments/{id}/cancel stops it.",
+                },
+                "service_arn": {"type": "string", "readOnly": True,
+                                "description": "Empty until the first deploy creates it."},
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+            },
+        },
+        "AppCreate": {
+            "type": "object",
+            "required": ["name", "cluster"],
+            "additionalProperties": False,
+            "properties": {
+                "name": NAME | {"description": "Unique within the team. " + NAME["description"]},
+                "cluster": {"type": "string", "description": "The name of one of the team's "
+                            "clusters. The app's ECS service is created by its first deploy."},
+            }
+            | APP_SETTINGS_PROPERTIES
+            | {"desired_count": DESIRED_COUNT, "config_vars": CONFIG_VARS},
+        },
+        "AppUpdate": {
+            "type": "object",
+            "description": "Any of these; the others keep their values. Settings that go into "
+            "the task definition (port, health check, cpu, memory, command) take effect with "
+            "the next release. Config vars are set with PUT /apps/{name}/config, the task count "
+            "with PUT /apps/{name}/scaling.",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                name: {k: v for k, v in schema.items() if k != "default"}
+                for name, schema in APP_SETTINGS_PROPERTIES.items()
+            },
+        },
+        "Scaling": {
+            "type": "object",
+            "required": ["autoscaling", "min_tasks", "max_tasks", "cpu_target", "desired_count",
+                         "applied_at"],
+            "properties": {
+                "autoscaling": {"type": "boolean", "description": "true: Application Auto "
+                                "Scaling keeps average CPU at cpu_target with min_tasks to "
+                                "max_tasks tasks; false: desired_count tasks."},
+            }
+            | SCALING_PROPERTIES
+            | {
+                "desired_count": DESIRED_COUNT,
+                "applied_at": TIMESTAMP | {
+                    "type": ["string", "null"],
+                    "description": "When the settings were last applied to the ECS service; "
+                    "null until then (the first deploy applies them).",
+                },
+            },
+        },
+        "ScalingUpdate": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "title": "Autoscaling on CPU",
+                    "required": ["autoscaling"],
+                    "additionalProperties": False,
+                    "properties": {"autoscaling": {"const": True}}
+                    | {name: {k: v for k, v in schema.items() if k != "default"}
+                       for name, schema in SCALING_PROPERTIES.items()},
+                },
+                {
+                    "type": "object",
+                    "title": "A fixed number of tasks",
+                    "required": ["autoscaling"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "autoscaling": {"const": False},
+                        "desired_count": {k: v for k, v in DESIRED_COUNT.items()
+                                          if k != "default"},
+                    },
+                },
+            ],
+            "description": "Fields left out keep their current values.",
+            "examples": [
+                {"autoscaling": True, "min_tasks": 2, "max_tasks": 8, "cpu_target": 60},
+                {"autoscaling": False, "desired_count": 3},
+            ],
+        },
+        "Release": {
+            "type": "object",
+            "description": "An immutable, numbered snapshot of what the app runs.",
+            "required": ["version", "image", "kind", "task_definition_arn", "created_by",
+                         "created_at", "description"],
+            "properties": {
+                "version": VERSION,
+                "image": {"type": "string", "examples": ["nginx:1.27"]},
+                "kind": {"type": "string", "enum": Release.Kind.values,
+                         "description": "deploy: a new image; config: new config vars; "
+                         "rollback: an earlier release's image and config again."},
+                "task_definition_arn": {"type": "string", "description": "Empty until the "
+                                        "rollout has registered it; a rollback reuses the "
+                                        "earlier release's while it is still active."},
+                "created_by": {"type": ["string", "null"], "description": "The username of "
+                               "who made it; null when made with an API token or the CLI."},
+                "created_at": TIMESTAMP,
+                "description": {"type": "string", "maxLength": 500},
+                "rollback_of": VERSION | {"type": ["integer", "null"],
+                                          "description": "For a rollback, the version it copies."},
+            },
+        },
+        "DeploymentEvent": {
+            "type": "object",
+            "required": ["at", "message"],
+            "properties": {"at": TIMESTAMP, "message": {"type": "string"}},
+        },
+        "Deployment": {
+            "type": "object",
+            "description": "One rollout of one release, followed until ECS says how it ended.",
+            "required": ["id", "status", "release", "desired", "running", "pending", "failed",
+                         "rollout_state", "reason", "events"],
+            "properties": {
+                "id": {"type": "integer"},
+                "app": NAME,
+                "status": {
+                    "type": "string", "enum": Deployment.Status.values,
+                    "description": "queued → registering → updating → in_progress → succeeded | "
+                    "failed | rolled_back | timed_out | cancelled. rolled_back: ECS's circuit "
+                    "breaker rolled back, the previous release runs again.",
+                },
+                "release": VERSION | {"description": "The version being rolled out."},
+                "desired": COUNT,
+                "running": COUNT | {"description": "Tasks of this release running."},
+                "pending": COUNT,
+                "failed": COUNT,
+                "rollout_state": {"type": ["string", "null"],
+                                  "enum": ["IN_PROGRESS", "COMPLETED", "FAILED", None],
+                                  "description": "ECS's rolloutState; null until ECS has one."},
+                "reason": {"type": "string", "description": "ECS's rolloutStateReason, or why "
+                           "TinyStacks ended the rollout."},
+                "created_at": TIMESTAMP,
+                "started_at": TIMESTAMP | {"type": ["string", "null"]},
+                "finished_at": TIMESTAMP | {"type": ["string", "null"]},
+                "events": {"type": "array", "items": _schema("DeploymentEvent"),
+                           "description": "ECS service events and TinyStacks' own steps, oldest "
+                           "first."},
+            },
+        },
+        "Rollout": {
+            "type": "object",
+            "description": "A new release and the deployment rolling it out.",
+            "required": ["release", "deployment"],
+            "properties": {"release": _schema("Release"), "deployment": _schema("Deployment")},
+        },
+        "Deploy": {
+            "type": "object",
+            "required": ["image"],
+            "additionalProperties": False,
+            "properties": {
+                "image": {"type": "string", "maxLength": 1024,
+                          "description": "A Docker image reference.",
+                          "examples": ["nginx:1.27", "ghcr.io/acme/web:2.3.1"]},
+                "description": {"type": "string", "maxLength": 500,
+                                "description": "Shown with the release."},
+            },
+        },
+        "Rollback": {
+            "type": "object",
+            "required": ["version"],
+            "additionalProperties": False,
+            "properties": {"version": VERSION | {"description": "The release to go back to."}},
+        },
+        "ConfigVars": {
+            "type": "object",
+            "required": ["config_vars"],
+            "additionalProperties": False,
+            "properties": {
+                "config_vars": CONFIG_VARS | {
+                    "description": "The complete new set: names left out are removed. "
+                    + CONFIG_VARS["description"]
+                }
+            },
+        },
+        "Job": {
+            "type": "object",
+            "required": ["id", "kind", "status"],
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"type": "string", "examples": ["delete_app"]},
+                "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+                "error": {"type": "string"},
+                "created_at": TIMESTAMP,
+                "finished_at": TIMESTAMP | {"type": ["string", "null"]},
+            },
+        },
+        "Cancelled": {
+            "type": "object",
+            "required": ["deployment", "rollback"],
+            "properties": {
+                "deployment": _schema("Deployment"),
+                "rollback": {
+                    "oneOf": [_schema("Rollout"), {"type": "null"}],
+                    "description": "The rollback to the live release it started; null when "
+                    "the app has never had a successful rollout.",
+                },
+            },
+        },
+}  # fmt: skip
+
 LOCATION: Schema = {"Location": {"description": "The cluster's URL.", "schema": {"type": "string"}}}
 CLUSTER_NAME_PARAMETER: Schema = {
     "name": "name",
@@ -347,13 +646,212 @@ PATHS: Schema = {
     },
 }
 
+APP_NAME_PARAMETER: Schema = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The app's name.",
+    "schema": NAME,
+}
+DEPLOYMENT_ID_PARAMETER: Schema = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The deployment's id (in the answer to a deploy, a rollback or a config "
+    "change, and as an app's active_deployment).",
+    "schema": {"type": "integer", "minimum": 1},
+}
+ROLLOUT_ACCEPTED: Schema = _json(
+    _schema("Rollout"),
+    "Accepted: the new release and its deployment, queued. Follow it with "
+    "GET /deployments/{id} (the Location header) until its status is final.",
+) | {"headers": {"Location": {"description": "The deployment's URL.",
+                              "schema": {"type": "string"}}}}  # fmt: skip
+WRITE_ERRORS = ("400", "401", "403", "404", "409", "413")
+
+
+def _body(schema: str) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": _schema(schema)}}}
+
+
+def _rollout_responses(*errors: str) -> Schema:
+    return _responses("202", _schema("Rollout"), "", *errors) | {"202": ROLLOUT_ACCEPTED}
+
+
+APP_PATHS: Schema = {
+    "/apps": {
+        "get": {
+            "operationId": "listApps",
+            "summary": "List the team's apps",
+            "tags": ["apps"],
+            "responses": _responses(
+                "200", {"type": "array", "items": _schema("App")}, "The apps, by name.", "401"
+            ),
+        },
+        "post": {
+            "operationId": "createApp",
+            "summary": "Create an app on one of the team's clusters",
+            "description": "Records the app and its scaling settings (autoscaling 2–5 tasks at "
+            "75 % CPU). Nothing runs until its first deploy, which creates the ECS service.",
+            "tags": ["apps"],
+            "requestBody": _body("AppCreate"),
+            "responses": _responses(
+                "201", _schema("App"), "The new app.", "400", "401", "403", "409", "413"
+            )
+            | {
+                "201": _json(_schema("App"), "The new app.")
+                | {
+                    "headers": {
+                        "Location": {"description": "The app's URL.", "schema": {"type": "string"}}
+                    }
+                }
+            },  # fmt: skip
+        },
+    },
+    "/apps/{name}": {
+        "parameters": [APP_NAME_PARAMETER],
+        "get": {
+            "operationId": "getApp",
+            "summary": "Show an app: settings, scaling, live release, rollout in flight",
+            "tags": ["apps"],
+            "responses": _responses("200", _schema("App"), "The app.", "401", "404"),
+        },
+        "patch": {
+            "operationId": "updateApp",
+            "summary": "Change an app's settings",
+            "tags": ["apps"],
+            "requestBody": _body("AppUpdate"),
+            "responses": _responses(
+                "200", _schema("App"), "The app with its new settings.", *WRITE_ERRORS
+            ),
+        },
+        "delete": {
+            "operationId": "deleteApp",
+            "summary": "Tear an app down",
+            "description": "Refused (409) while a rollout is in flight. Queues a job that "
+            "deletes the ECS service, its task definitions and logs; the app answers 404 once "
+            "it has finished. Deleting an app already being deleted answers the same job.",
+            "tags": ["apps"],
+            "responses": _responses(
+                "202",
+                {"type": "object", "required": ["job"], "properties": {"job": _schema("Job")}},
+                "Accepted: the teardown job.",
+                "401",
+                "403",
+                "404",
+                "409",
+            ),  # fmt: skip
+        },
+    },
+    "/apps/{name}/deploys": {
+        "parameters": [APP_NAME_PARAMETER],
+        "post": {
+            "operationId": "deployApp",
+            "summary": "Deploy an image",
+            "description": "Makes release vN+1 of the image with the app's current settings and "
+            "config vars, and rolls it out. One rollout per app at a time: 409 while another is "
+            "in flight, naming it.",
+            "tags": ["releases"],
+            "requestBody": _body("Deploy"),
+            "responses": _rollout_responses(*WRITE_ERRORS),
+        },
+    },
+    "/apps/{name}/releases": {
+        "parameters": [APP_NAME_PARAMETER],
+        "get": {
+            "operationId": "listReleases",
+            "summary": "List an app's releases, newest first",
+            "tags": ["releases"],
+            "responses": _responses(
+                "200",
+                {"type": "array", "items": _schema("Release")},
+                "The releases.",
+                "401",
+                "404",
+            ),  # fmt: skip
+        },
+    },
+    "/apps/{name}/rollback": {
+        "parameters": [APP_NAME_PARAMETER],
+        "post": {
+            "operationId": "rollbackApp",
+            "summary": "Roll back to an earlier release",
+            "description": "Makes a new release (kind rollback) with that release's image and "
+            "config vars, reusing its task definition while it is still active, and rolls it "
+            "out. 400 when there is no such release or the app runs it already.",
+            "tags": ["releases"],
+            "requestBody": _body("Rollback"),
+            "responses": _rollout_responses(*WRITE_ERRORS),
+        },
+    },
+    "/apps/{name}/config": {
+        "parameters": [APP_NAME_PARAMETER],
+        "put": {
+            "operationId": "setConfigVars",
+            "summary": "Replace an app's config vars",
+            "description": "Makes a new release (kind config) of the live image with these "
+            "environment variables and rolls it out. 409 before the app's first successful "
+            "deploy.",
+            "tags": ["releases"],
+            "requestBody": _body("ConfigVars"),
+            "responses": _rollout_responses(*WRITE_ERRORS),
+        },
+    },
+    "/apps/{name}/scaling": {
+        "parameters": [APP_NAME_PARAMETER],
+        "put": {
+            "operationId": "setScaling",
+            "summary": "Autoscale on CPU, or run a fixed number of tasks",
+            "description": "Saved at once and applied to the ECS service in the background "
+            "(by the first deploy when there is no service yet); applied_at says when.",
+            "tags": ["apps"],
+            "requestBody": _body("ScalingUpdate"),
+            "responses": _responses(
+                "200", _schema("Scaling"), "The app's scaling settings.", *WRITE_ERRORS
+            ),
+        },
+    },
+    "/deployments/{id}": {
+        "parameters": [DEPLOYMENT_ID_PARAMETER],
+        "get": {
+            "operationId": "getDeployment",
+            "summary": "Follow a rollout: status, task counts, ECS rollout state and events",
+            "tags": ["releases"],
+            "responses": _responses("200", _schema("Deployment"), "The deployment.", "401", "404"),
+        },
+    },
+    "/deployments/{id}/cancel": {
+        "parameters": [DEPLOYMENT_ID_PARAMETER],
+        "post": {
+            "operationId": "cancelDeployment",
+            "summary": "Cancel a rollout and roll back to the live release",
+            "description": "Stops following the rollout (status cancelled) and rolls back to "
+            "the app's live release, if it has one. No request body. 409 when the rollout has "
+            "already ended.",
+            "tags": ["releases"],
+            "responses": _responses(
+                "202",
+                _schema("Cancelled"),
+                "Accepted: the cancelled deployment and the rollback it started.",
+                "400",
+                "401",
+                "403",
+                "404",
+                "409",
+                "413",
+            ),  # fmt: skip
+        },
+    },
+}
+
 SPEC: Schema = {
     "openapi": "3.1.0",
     "info": {
         "title": "TinyStacks API",
         "version": "1.0.0",
         "description": (
-            "Automate a team's AWS accounts and ECS clusters. Authenticate with a team API token "
+            "Automate a team's AWS accounts, ECS clusters and apps: deploy images, follow "
+            "rollouts, roll back, set config vars and scaling. Authenticate with a team API token "
             "(`manage.py api_token create --team <slug> --name <name> [--role deployer]`) sent as "
             "`Authorization: Bearer <token>`; a token acts for its team with its role: owner and "
             "deployer tokens may write, viewer tokens only read. Requests and responses are JSON. "
@@ -368,9 +866,15 @@ SPEC: Schema = {
     "tags": [
         {"name": "accounts", "description": "The AWS accounts the team's clusters run in."},
         {"name": "clusters", "description": "ECS clusters of EC2 instances."},
+        {"name": "apps", "description": "Apps (ECS services) on the team's clusters."},
+        {
+            "name": "releases",
+            "description": "Numbered, immutable releases of an app and the rollouts (deployments) "
+            "that put them live: deploy, roll back, change config vars, follow, cancel.",
+        },
         {"name": "meta", "description": "About the API itself."},
     ],
-    "paths": PATHS,
+    "paths": PATHS | APP_PATHS,
     "components": {
         "securitySchemes": {
             "bearerAuth": {
@@ -380,7 +884,7 @@ SPEC: Schema = {
                 "once, when made; only its hash is stored. Revoked tokens are refused.",
             }
         },
-        "schemas": SCHEMAS,
+        "schemas": SCHEMAS | ROLLOUT_SCHEMAS,
         "responses": {
             name: _error_response(status, description)
             for status, (name, description) in ERROR_RESPONSES.items()

@@ -4,17 +4,28 @@ shape every endpoint answers with: {"error": "<one sentence>", "fields": {"<fiel
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 from django.http import JsonResponse
 
-from deployments.models import AwsAccount, Cluster
-from deployments.services import SCALABLE_FIELDS
+from deployments.models import (
+    App,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    DeploymentEvent,
+    Job,
+    Release,
+    ScalingSettings,
+)
+from deployments.services import APP_SETTINGS, SCALABLE_FIELDS
+from deployments.validators import validate_config_vars, validate_image
 
 Json = dict[str, Any]
 FieldErrors = dict[str, list[str]]
@@ -103,6 +114,93 @@ def cluster_to_json(cluster: Cluster) -> Json:
     }
 
 
+def scaling_to_json(scaling: ScalingSettings, app: App) -> Json:
+    return {
+        "autoscaling": scaling.autoscaling_enabled,
+        "min_tasks": scaling.min_tasks,
+        "max_tasks": scaling.max_tasks,
+        "cpu_target": scaling.cpu_target,
+        "desired_count": app.desired_count,
+        "applied_at": _timestamp(scaling.applied_at),
+    }
+
+
+def app_to_json(app: App) -> Json:
+    """`app` as `selectors.apps_with_status` reads it: with its cluster, scaling settings and the
+    live_version and active_deployment_id annotations. Config var values are never shown (they
+    may be secrets): only their names."""
+    return {
+        "name": app.name,
+        "cluster": app.cluster.name,
+        "port": app.port,
+        "health_check_path": app.health_check_path,
+        "cpu": app.cpu,
+        "memory": app.memory,
+        "command": app.command,
+        "desired_count": app.desired_count,
+        "min_healthy_percent": app.min_healthy_percent,
+        "max_percent": app.max_percent,
+        "circuit_breaker": app.circuit_breaker,
+        "rollout_timeout_seconds": app.rollout_timeout_seconds,
+        "config_var_names": sorted(app.config_vars),
+        "scaling": scaling_to_json(app.scaling, app),
+        "live_release": getattr(app, "live_version", None),
+        "active_deployment": getattr(app, "active_deployment_id", None),
+        "service_arn": app.service_arn,
+        "created_at": _timestamp(app.created_at),
+        "updated_at": _timestamp(app.updated_at),
+    }
+
+
+def release_to_json(release: Release) -> Json:
+    """`release` with its created_by user loaded (select_related) or none."""
+    return {
+        "version": release.version,
+        "image": release.image,
+        "kind": release.kind,
+        "task_definition_arn": release.task_definition_arn,
+        "created_by": release.created_by.get_username() if release.created_by else None,
+        "created_at": _timestamp(release.created_at),
+        "description": release.description,
+        "rollback_of": release.rollback_of.version if release.rollback_of else None,
+    }
+
+
+def event_to_json(event: DeploymentEvent) -> Json:
+    return {"at": _timestamp(event.created_at), "message": event.message}
+
+
+def deployment_to_json(deployment: Deployment, events: Iterable[DeploymentEvent] = ()) -> Json:
+    """`deployment` with its app and release loaded; `events` oldest first."""
+    return {
+        "id": deployment.pk,
+        "app": deployment.app.name,
+        "status": deployment.status,
+        "release": deployment.release.version,
+        "desired": deployment.desired_count,
+        "running": deployment.running_count,
+        "pending": deployment.pending_count,
+        "failed": deployment.failed_count,
+        "rollout_state": deployment.rollout_state or None,
+        "reason": deployment.rollout_state_reason,
+        "created_at": _timestamp(deployment.created_at),
+        "started_at": _timestamp(deployment.started_at),
+        "finished_at": _timestamp(deployment.finished_at),
+        "events": [event_to_json(event) for event in events],
+    }
+
+
+def job_to_json(job: Job) -> Json:
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "error": job.error,
+        "created_at": _timestamp(job.created_at),
+        "finished_at": _timestamp(job.finished_at),
+    }
+
+
 # Input
 
 
@@ -138,19 +236,30 @@ def _json_type(value: Any) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
+JsonKind = type[str] | type[int] | type[bool] | type[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Field:
-    kind: type[str] | type[int]
+    kind: JsonKind
     required: bool = False
 
 
-def _type_error(value: Any, kind: type[str] | type[int]) -> str | None:
+def _type_error(value: Any, kind: JsonKind) -> str | None:
     if kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return None
         return f"Expected an integer, got {_json_type(value)}."
+    if kind is bool:
+        return None if isinstance(value, bool) else f"Expected a boolean, got {_json_type(value)}."
+    if kind is dict:
+        return None if isinstance(value, dict) else f"Expected an object, got {_json_type(value)}."
     if not isinstance(value, str):
         return f"Expected a string, got {_json_type(value)}."
+    return _text_error(value)
+
+
+def _text_error(value: str) -> str | None:
     # Neither can be stored (PostgreSQL refuses NUL; lone surrogates are not UTF-8) nor be valid.
     if "\x00" in value:
         return "Null characters are not allowed."
@@ -273,3 +382,177 @@ def check_instance_order(values: Mapping[str, Any], given: Collection[str]) -> N
         raise ApiError(
             400, "Instances must satisfy min_instances ≤ desired_instances ≤ max_instances.", errors
         )
+
+
+# Apps, releases and rollouts
+
+APP_FIELDS = {
+    "name": Field(str, required=True),
+    "cluster": Field(str, required=True),
+    "port": Field(int),
+    "health_check_path": Field(str),
+    "cpu": Field(int),
+    "memory": Field(int),
+    "command": Field(str),
+    "desired_count": Field(int),
+    "min_healthy_percent": Field(int),
+    "max_percent": Field(int),
+    "circuit_breaker": Field(bool),
+    "rollout_timeout_seconds": Field(int),
+    "config_vars": Field(dict),
+}
+APP_READ_ONLY = dict.fromkeys(
+    ("live_release", "active_deployment", "config_var_names", "service_arn", "created_at",
+     "updated_at"),
+    READ_ONLY,
+) | {"scaling": "Set scaling with PUT /apps/{name}/scaling."}  # fmt: skip
+APP_UPDATE_FIELDS = {name: APP_FIELDS[name] for name in APP_SETTINGS}
+APP_UPDATE_READ_ONLY = APP_READ_ONLY | {
+    "name": "An app's name cannot be changed; create another app.",
+    "cluster": "An app's cluster cannot be changed; create the app on the other cluster.",
+    "desired_count": "Set the task count with PUT /apps/{name}/scaling.",
+    "config_vars": "Set config vars with PUT /apps/{name}/config, which makes a new release.",
+}
+DEPLOY_FIELDS = {"image": Field(str, required=True), "description": Field(str)}
+ROLLBACK_FIELDS = {"version": Field(int, required=True)}
+CONFIG_FIELDS = {"config_vars": Field(dict, required=True)}
+AUTOSCALING_FIELDS = {
+    "autoscaling": Field(bool, required=True),
+    "min_tasks": Field(int),
+    "max_tasks": Field(int),
+    "cpu_target": Field(int),
+}
+FIXED_SCALING_FIELDS = {"autoscaling": Field(bool, required=True), "desired_count": Field(int)}
+MAX_TASKS = 5000
+# PositiveIntegerField's range on every database: larger numbers are never a release version.
+MAX_VERSION = 2**31 - 1
+
+
+def _max_length(model: type[models.Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.CharField) and field.max_length is not None
+    return field.max_length
+
+
+def parse_app_create(data: Json) -> Json:
+    """Keyword arguments for `services.app_create`, "cluster" still the cluster's name."""
+    fields = parse_fields(data, APP_FIELDS, APP_READ_ONLY)
+    if "config_vars" in fields:
+        check_config_vars(fields["config_vars"])
+    return fields
+
+
+def parse_app_update(data: Json) -> Json:
+    """Keyword arguments for `services.app_update` (the changes only)."""
+    changes = parse_fields(data, APP_UPDATE_FIELDS, APP_UPDATE_READ_ONLY)
+    if not changes:
+        raise ApiError(400, f"Send at least one of: {', '.join(APP_SETTINGS)}.")
+    return changes
+
+
+def parse_deploy(data: Json) -> Json:
+    """{"image", "description"} for `services.deployment_start`; the image checked first, so that
+    a bad reference is a 400 about the field "image" (the service says it without a field)."""
+    fields = parse_fields(data, DEPLOY_FIELDS)
+    errors: FieldErrors = {}
+    image_length = _max_length(Release, "image")
+    if len(fields["image"]) > image_length:
+        errors["image"] = [f"At most {image_length} characters."]
+    else:
+        try:
+            validate_image(fields["image"])
+        except ValidationError as error:
+            errors["image"] = error.messages
+    description_length = _max_length(Release, "description")
+    if len(fields.get("description", "")) > description_length:
+        errors["description"] = [f"At most {description_length} characters."]
+    if errors:
+        raise ApiError(400, f"Invalid value(s) for: {', '.join(errors)}.", errors)
+    return fields
+
+
+def parse_rollback(data: Json) -> int:
+    """The version to roll back to."""
+    version: int = parse_fields(data, ROLLBACK_FIELDS)["version"]
+    if not 1 <= version <= MAX_VERSION:
+        message = f"Release versions start at 1; there is no v{version}."
+        raise ApiError(400, message, {"version": [message]})
+    return version
+
+
+def parse_config(data: Json) -> dict[str, str]:
+    """The app's complete new set of config vars: {"config_vars": {"NAME": "value", ...}}."""
+    if data and "config_vars" not in data:
+        raise ApiError(
+            400,
+            'Send the config vars as {"config_vars": {"NAME": "value", ...}}.',
+            {"config_vars": ["This field is required."]},
+        )
+    config_vars: dict[str, str] = parse_fields(data, CONFIG_FIELDS)["config_vars"]
+    check_config_vars(config_vars)
+    return config_vars
+
+
+def check_config_vars(config_vars: dict[str, Any]) -> None:
+    """The validators' rules (names, reserved prefixes, size), reported under "config_vars"."""
+    problem = next(
+        (
+            f"{name!r}: {error}"
+            for name, value in config_vars.items()
+            for text in (name, value)
+            if isinstance(text, str) and (error := _text_error(text))
+        ),
+        None,
+    )
+    if problem is None:
+        try:
+            validate_config_vars(config_vars)
+        except ValidationError as error:
+            problem = " ".join(error.messages)
+    if problem is not None:
+        raise ApiError(400, problem, {"config_vars": [problem]})
+
+
+def parse_scaling(data: Json, scaling: ScalingSettings) -> Json:
+    """Keyword arguments for `services.scaling_update`: {"autoscaling": true, "min_tasks",
+    "max_tasks", "cpu_target"} or {"autoscaling": false, "desired_count"}; what is left out keeps
+    its value."""
+    autoscaling = data.get("autoscaling")
+    if not isinstance(autoscaling, bool):
+        problem = (
+            f"Expected a boolean, got {_json_type(autoscaling)}."
+            if "autoscaling" in data
+            else "This field is required."
+        )
+        raise ApiError(
+            400,
+            "Send autoscaling: true (with min_tasks, max_tasks, cpu_target) or false (with "
+            "desired_count).",
+            {"autoscaling": [problem]},
+        )
+    if autoscaling:
+        fields = parse_fields(
+            data, AUTOSCALING_FIELDS, {"desired_count": "Only with autoscaling false."}
+        )
+    else:
+        fields = parse_fields(
+            data,
+            FIXED_SCALING_FIELDS,
+            dict.fromkeys(("min_tasks", "max_tasks", "cpu_target"), "Only with autoscaling true."),
+        )
+    fields["autoscaling_enabled"] = fields.pop("autoscaling")
+    low = fields.get("min_tasks", scaling.min_tasks)
+    high = fields.get("max_tasks", scaling.max_tasks)
+    if 0 <= low <= MAX_TASKS and 0 <= high <= MAX_TASKS and low > high:
+        errors: FieldErrors = (
+            {"min_tasks": [f"Must be at most max_tasks ({high})."]}
+            if "min_tasks" in fields
+            else {"max_tasks": [f"Must be at least min_tasks ({low})."]}
+        )
+        raise ApiError(400, "Scaling must satisfy min_tasks ≤ max_tasks.", errors)
+    return fields
+
+
+def parse_no_body(data: Json) -> None:
+    """For actions that take no parameters: an empty body or {}, nothing else."""
+    parse_fields(data, {})

@@ -13,8 +13,21 @@ from django.views.decorators.csrf import csrf_exempt
 from deployments import selectors, services
 from deployments.api import openapi, serializers
 from deployments.api.auth import ApiRequest, api_view
-from deployments.api.serializers import ApiError, account_to_json, cluster_to_json
-from deployments.models import Cluster, name_validator
+from deployments.api.serializers import (
+    ApiError,
+    Json,
+    account_to_json,
+    app_to_json,
+    cluster_to_json,
+    deployment_to_json,
+    job_to_json,
+    release_to_json,
+    scaling_to_json,
+)
+from deployments.models import App, Cluster, Deployment, name_validator
+
+# BigAutoField's largest key; a larger id in a URL is no deployment (and no query).
+MAX_ID = 2**63 - 1
 
 
 def _get_cluster(request: ApiRequest, name: str) -> Cluster:
@@ -28,6 +41,45 @@ def _get_cluster(request: ApiRequest, name: str) -> Cluster:
     if cluster is None:
         raise ApiError(404, f"This team has no cluster named {name}.")
     return cluster
+
+
+def _get_app(request: ApiRequest, name: str) -> App:
+    """The team's app of that name, with the annotations `app_to_json` shows. 404 otherwise,
+    whether or not another team has one."""
+    try:
+        name_validator(name)
+    except ValidationError:
+        app = None
+    else:
+        app = selectors.app_with_status(request.team, name)
+    if app is None:
+        raise ApiError(404, f"This team has no app named {name}.")
+    return app
+
+
+def _refuse_if_deleting(app: App) -> None:
+    if selectors.app_deletion_job(app) is not None:
+        raise ApiError(409, f"{app.name} is being deleted.")
+
+
+def _get_deployment(request: ApiRequest, id: int) -> Deployment:
+    deployment = selectors.team_deployment(request.team, id) if id <= MAX_ID else None
+    if deployment is None:
+        raise ApiError(404, f"This team has no deployment {id}.")
+    return deployment
+
+
+def _rollout(deployment: Deployment) -> Json:
+    """A write's answer when it started a rollout: the new release and its deployment."""
+    return {
+        "release": release_to_json(deployment.release),
+        "deployment": deployment_to_json(deployment),
+    }
+
+
+def _accepted(deployment: Deployment) -> JsonResponse:
+    location = reverse("api:deployment", args=[deployment.pk])
+    return JsonResponse(_rollout(deployment), status=202, headers={"Location": location})
 
 
 @api_view(methods=["GET"], public=True)
@@ -93,6 +145,131 @@ def cluster(request: ApiRequest, name: str) -> HttpResponse:
             cluster=cluster, actor=None, ip_address=request.ip_address
         )
     return JsonResponse(cluster_to_json(cluster), status=202)
+
+
+@api_view(methods=["GET", "POST"])
+def apps(request: ApiRequest) -> HttpResponse:
+    if request.method == "GET":
+        rows = selectors.apps_with_status(request.team)
+        return JsonResponse([app_to_json(app) for app in rows], safe=False)
+    fields = serializers.parse_app_create(request.data)
+    cluster_name = fields.pop("cluster")
+    cluster = selectors.clusters_of(request.team).filter(name=cluster_name).first()
+    if cluster is None or cluster.status == Cluster.Status.DELETING:
+        message = f"This team has no cluster named {cluster_name}."
+        if cluster is not None:
+            message = f"Cluster {cluster_name} is being deleted."
+        raise ApiError(400, message, {"cluster": [message]})
+    if selectors.apps_with_status(request.team).filter(name=fields["name"]).exists():
+        raise ApiError(
+            409,
+            f"This team already has an app named {fields['name']}.",
+            {"name": ["An app of this name already exists in this team."]},
+        )
+    app = services.app_create(
+        team=request.team, actor=None, cluster=cluster, ip_address=request.ip_address, **fields
+    )
+    location = reverse("api:app", args=[app.name])
+    created = _get_app(request, app.name)
+    return JsonResponse(app_to_json(created), status=201, headers={"Location": location})
+
+
+@api_view(methods=["GET", "PATCH", "DELETE"])
+def app(request: ApiRequest, name: str) -> HttpResponse:
+    """GET shows it; PATCH changes settings (used from the next release on); DELETE queues its
+    teardown (202 with the job; the app is gone when the job has finished)."""
+    app = _get_app(request, name)
+    if request.method == "GET":
+        return JsonResponse(app_to_json(app))
+    if request.method == "PATCH":
+        changes = serializers.parse_app_update(request.data)
+        _refuse_if_deleting(app)
+        services.app_update(app=app, actor=None, ip_address=request.ip_address, **changes)
+        return JsonResponse(app_to_json(_get_app(request, name)))
+    job = selectors.app_deletion_job(app)  # deleting twice is accepted, and queues nothing
+    if job is None:
+        job = services.app_delete(app=app, actor=None, ip_address=request.ip_address)
+    return JsonResponse({"job": job_to_json(job)}, status=202)
+
+
+@api_view(methods=["POST"])
+def app_deploys(request: ApiRequest, name: str) -> HttpResponse:
+    """Deploy an image: a new release and its rollout (409 while another is in flight)."""
+    app = _get_app(request, name)
+    fields = serializers.parse_deploy(request.data)
+    _refuse_if_deleting(app)
+    deployment = services.deployment_start(
+        app=app, actor=None, ip_address=request.ip_address, **fields
+    )
+    return _accepted(deployment)
+
+
+@api_view(methods=["GET"])
+def app_releases(request: ApiRequest, name: str) -> HttpResponse:
+    app = _get_app(request, name)
+    rows = selectors.app_releases(app)
+    return JsonResponse([release_to_json(release) for release in rows], safe=False)
+
+
+@api_view(methods=["POST"])
+def app_rollback(request: ApiRequest, name: str) -> HttpResponse:
+    """A new release with an earlier release's image and config, rolled out."""
+    app = _get_app(request, name)
+    version = serializers.parse_rollback(request.data)
+    _refuse_if_deleting(app)
+    deployment = services.app_rollback(
+        app=app, actor=None, version=version, ip_address=request.ip_address
+    )
+    return _accepted(deployment)
+
+
+@api_view(methods=["PUT"])
+def app_config(request: ApiRequest, name: str) -> HttpResponse:
+    """Replace the app's config vars: a new release of the live image, rolled out."""
+    app = _get_app(request, name)
+    config_vars = serializers.parse_config(request.data)
+    _refuse_if_deleting(app)
+    if getattr(app, "live_version", None) is None:
+        raise ApiError(409, f"Deploy {app.name} once before setting its config vars.")
+    deployment = services.config_set(
+        app=app, actor=None, config_vars=config_vars, ip_address=request.ip_address
+    )
+    return _accepted(deployment)
+
+
+@api_view(methods=["PUT"])
+def app_scaling(request: ApiRequest, name: str) -> HttpResponse:
+    """Autoscaling on CPU, or a fixed number of tasks; applied to the service in the
+    background (at once when it exists, else by the first deploy)."""
+    app = _get_app(request, name)
+    changes = serializers.parse_scaling(request.data, app.scaling)
+    _refuse_if_deleting(app)
+    scaling = services.scaling_update(app=app, actor=None, ip_address=request.ip_address, **changes)
+    return JsonResponse(scaling_to_json(scaling, scaling.app))
+
+
+@api_view(methods=["GET"])
+def deployment(request: ApiRequest, id: int) -> HttpResponse:
+    deployment = _get_deployment(request, id)
+    return JsonResponse(deployment_to_json(deployment, deployment.events.all()))
+
+
+@api_view(methods=["POST"], body=False)
+def deployment_cancel(request: ApiRequest, id: int) -> HttpResponse:
+    """Stop following a rollout and roll back to the live release (when there is one)."""
+    deployment = _get_deployment(request, id)
+    serializers.parse_no_body(request.data)
+    rollback = services.deployment_cancel(
+        deployment=deployment, actor=None, ip_address=request.ip_address
+    )
+    if rollback is not None:  # the service set the reused revision on the row only
+        rollback.release.refresh_from_db(fields=["task_definition_arn"])
+    cancelled = _get_deployment(request, id)
+    body = {
+        "deployment": deployment_to_json(cancelled, cancelled.events.all()),
+        "rollback": _rollout(rollback) if rollback is not None else None,
+    }
+    return JsonResponse(body, status=202)
 
 
 @csrf_exempt

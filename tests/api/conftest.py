@@ -11,7 +11,19 @@ import pytest
 from django.test import Client
 
 from deployments import services
-from deployments.models import ApiToken, AuditEntry, AwsAccount, Cluster, Job, Membership, Team
+from deployments.models import (
+    ApiToken,
+    App,
+    AuditEntry,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    Job,
+    Membership,
+    Release,
+    ScalingSettings,
+    Team,
+)
 
 _numbers = itertools.count(1)
 NO_BODY: Any = object()
@@ -31,8 +43,11 @@ def make_api_token(
 def row_counts() -> dict[str, int]:
     """Rows of what API writes create, to show that a refused request wrote nothing."""
     return {
-        model.__name__: model.objects.count() for model in (AwsAccount, Cluster, Job, AuditEntry)
-    }
+        model.__name__: model.objects.count()
+        for model in (
+            AwsAccount, Cluster, Job, AuditEntry, App, ScalingSettings, Release, Deployment,
+        )
+    }  # fmt: skip
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.urls import URLPattern
 
 from deployments.api import urls as api_urls
 from deployments.api.openapi import SPEC
-from deployments.models import Cluster, Team
+from deployments.models import Cluster, Deployment, Team
 from tests import factories
 from tests.api.conftest import Api
 
@@ -46,6 +46,17 @@ def cluster(team: Team) -> Cluster:
     return factories.make_cluster(account, name="web", status=Cluster.Status.READY)
 
 
+@pytest.fixture
+def deployment(cluster: Cluster) -> Deployment:
+    """An app "web" on the cluster, with a rollout in flight."""
+    app = factories.make_app(cluster, name="web")
+    return factories.make_deployment(factories.make_release(app), status="in_progress")
+
+
+def url(path: str, deployment: Deployment) -> str:
+    return path.replace("{name}", "web").replace("{id}", str(deployment.pk))
+
+
 def test_it_is_public_json(api: Api) -> None:
     response = api("GET", "/openapi.json")
 
@@ -76,24 +87,26 @@ def test_every_route_is_documented_and_nothing_else() -> None:
 
 
 def test_documented_methods_are_the_routes_methods(
-    api: Api, cluster: Cluster, owner_token: str
+    api: Api, deployment: Deployment, owner_token: str
 ) -> None:
     for path, methods in documented().items():
-        url = path.replace("{name}", "web")
-        response = api("TRACE", url, owner_token)  # no route takes TRACE: the 405 tells the rest
+        # No route takes TRACE: the 405 tells the rest.
+        response = api("TRACE", url(path, deployment), owner_token)
 
         assert response.status_code == 405
         assert set(response["Allow"].split(", ")) == methods, path
 
 
-def test_every_documented_operation_answers(api: Api, cluster: Cluster, owner_token: str) -> None:
+def test_every_documented_operation_answers(
+    api: Api, deployment: Deployment, owner_token: str
+) -> None:
     """Each documented path and method reaches its view, which answers one of the documented
     statuses (bodies left empty: a write then answers 400, which every write documents)."""
     for path, item in SPEC["paths"].items():
         for method, operation in item.items():
             if method.upper() not in METHODS:
                 continue
-            response = api(method.upper(), path.replace("{name}", "web"), owner_token)
+            response = api(method.upper(), url(path, deployment), owner_token)
 
             assert str(response.status_code) in operation["responses"], (method, path)
             assert response.status_code != 405
@@ -122,3 +135,45 @@ def test_answers_match_the_documented_schemas(api: Api, cluster: Cluster, owner_
     jsonschema = pytest.importorskip("jsonschema")
     with pytest.raises(jsonschema.ValidationError, match="Additional properties"):
         _validate({"name": "api", "account": "main", "status": "ready"}, "ClusterCreate")
+
+
+def test_app_and_rollout_answers_match_the_documented_schemas(
+    api: Api, deployment: Deployment, owner_token: str
+) -> None:
+    app = deployment.app
+    factories.make_event(deployment)
+    live = factories.make_deployment(factories.make_release(app), finished_at=deployment.created_at)
+
+    _validate(api("GET", "/apps/web", owner_token).json(), "App")
+    for item in api("GET", "/apps", owner_token).json():
+        _validate(item, "App")
+    for item in api("GET", "/apps/web/releases", owner_token).json():
+        _validate(item, "Release")
+    _validate(api("GET", f"/deployments/{deployment.pk}", owner_token).json(), "Deployment")
+    scaling = {"autoscaling": False, "desired_count": 3}
+    _validate(scaling, "ScalingUpdate")
+    _validate(api("PUT", "/apps/web/scaling", owner_token, scaling).json(), "Scaling")
+    cancelled = api("POST", f"/deployments/{deployment.pk}/cancel", owner_token)
+    assert cancelled.status_code == 202
+    _validate(cancelled.json(), "Cancelled")
+    assert cancelled.json()["rollback"]["release"]["rollback_of"] == live.release.version
+
+    Deployment.objects.filter(status="queued").update(status="failed")
+    body = {"image": "nginx:1.27", "description": "Again"}
+    _validate(body, "Deploy")
+    deployed = api("POST", "/apps/web/deploys", owner_token, body)
+    assert deployed.status_code == 202, deployed.content
+    _validate(deployed.json(), "Rollout")
+
+    Deployment.objects.filter(status="queued").update(status="failed")
+    deleted = api("DELETE", "/apps/web", owner_token)
+    assert deleted.status_code == 202
+    _validate(deleted.json()["job"], "Job")
+
+    _validate({"name": "api", "cluster": "web", "config_vars": {"A": "b"}}, "AppCreate")
+    _validate({"config_vars": {"GREETING": "hi"}}, "ConfigVars")
+    jsonschema = pytest.importorskip("jsonschema")
+    with pytest.raises(jsonschema.ValidationError):
+        _validate({"autoscaling": True, "desired_count": 3}, "ScalingUpdate")
+    with pytest.raises(jsonschema.ValidationError):
+        _validate({"name": "api", "cluster": "web", "live_release": 1}, "AppCreate")
