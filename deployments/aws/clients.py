@@ -67,6 +67,10 @@ def client(access: AccountAccess, service: str, region: str | None = None) -> An
     else:
         session = _assumed_role_session(access) if access.mode == ASSUME_ROLE else boto3.Session()
         made = session.client(service, region_name=region_name, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    return _with_hooks(made)
+
+
+def _with_hooks(made: Any) -> Any:
     for event, handler in _client_hooks:
         made.meta.events.register_first(event, handler)
     return made
@@ -79,7 +83,7 @@ def _assumed_role_session(access: AccountAccess) -> boto3.Session:
         cached = _role_sessions.get(key)
         if cached and cached[1] - CREDENTIAL_REFRESH_MARGIN_SECONDS > time.time():
             return cached[0]
-        sts = boto3.client("sts", region_name=access.region, config=CLIENT_CONFIG)
+        sts = _with_hooks(boto3.client("sts", region_name=access.region, config=CLIENT_CONFIG))
         credentials = sts.assume_role(
             RoleArn=access.role_arn,
             RoleSessionName=access.session_name[:64],
