@@ -1,0 +1,117 @@
+"""The dashboard's forms under Hypothesis: hostile and random input (HTML and JS, unicode, huge
+and negative numbers, min > max) never causes a 500, writes nothing when refused, and is escaped
+wherever it is shown back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from deployments.models import AwsAccount, Cluster, Team
+from tests import factories
+
+HOSTILE = st.sampled_from(
+    [
+        "<script>alert(1)</script>",
+        '"><img src=x onerror=alert(1)>',
+        "javascript:alert(1)",
+        "'; DROP TABLE deployments_cluster; --",
+        "\u202eevil",
+        "名前",
+        "a" * 5000,
+        "",
+        " ",
+        "../../etc/passwd",
+    ]
+)
+TEXT = st.one_of(HOSTILE, st.text(max_size=80))
+NUMBER = st.one_of(st.integers(min_value=-(10**12), max_value=10**12).map(str), TEXT)
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+def signed_in(client: Client, owner: Any, team: Team) -> Client:
+    factories.make_account(team, name="sandbox")
+    client.force_login(owner)
+    return client
+
+
+MARKUP = re.compile(r"<[A-Za-z/!]")
+
+
+def assert_refused_or_escaped(response: Any, sent: dict[str, str]) -> None:
+    assert response.status_code < 500
+    for value in sent.values():
+        # Markup we sent must come back escaped (short values may occur in the page anyway).
+        if len(value) >= 8 and MARKUP.search(value):
+            assert value not in response.text
+
+
+@FUZZ
+@given(name=TEXT, region=TEXT, instance_type=TEXT, low=NUMBER, desired=NUMBER, high=NUMBER)
+@example(name="web", region="us-east-1", instance_type="t3.medium", low="2", desired="2",
+         high="4")  # fmt: skip
+@pytest.mark.django_db
+def test_cluster_form(
+    signed_in: Client, team: Team, name: str, region: str, instance_type: str, low: str,
+    desired: str, high: str,
+) -> None:  # fmt: skip
+    before = Cluster.objects.count()
+    sent = {
+        "name": name, "account": str(team.aws_accounts.get().pk), "region": region,
+        "instance_type": instance_type, "min_instances": low, "desired_instances": desired,
+        "max_instances": high,
+    }  # fmt: skip
+
+    response = signed_in.post(reverse("cluster_new"), sent)
+
+    assert_refused_or_escaped(response, sent)
+    created = Cluster.objects.count() - before
+    assert created == (1 if response.status_code == 302 else 0)
+
+
+@FUZZ
+@given(name=TEXT, region=TEXT, role_arn=TEXT)
+@pytest.mark.django_db
+def test_account_form(signed_in: Client, name: str, region: str, role_arn: str) -> None:
+    before = AwsAccount.objects.count()
+    sent = {"name": name, "region": region, "role_arn": role_arn}
+
+    response = signed_in.post(reverse("account_connect"), sent, HTTP_HX_REQUEST="true")
+
+    assert_refused_or_escaped(response, sent)
+    if response.status_code == 200:
+        assert AwsAccount.objects.count() == before
+
+
+@FUZZ
+@given(low=NUMBER, desired=NUMBER, high=NUMBER, instance_type=TEXT, confirm=TEXT)
+@pytest.mark.django_db
+def test_resize_and_delete_forms(
+    signed_in: Client, team: Team, low: str, desired: str, high: str, instance_type: str,
+    confirm: str,
+) -> None:  # fmt: skip
+    cluster, _ = Cluster.objects.get_or_create(
+        team=team, name="main",
+        defaults={"account": team.aws_accounts.get(), "region": "us-east-1", "status": "ready"},
+    )  # fmt: skip
+    resize = {"min_instances": low, "desired_instances": desired, "max_instances": high,
+              "instance_type": instance_type}  # fmt: skip
+
+    resized = signed_in.post(reverse("cluster_resize", args=["main"]), resize)
+    deleted = signed_in.post(reverse("cluster_delete", args=["main"]), {"confirm_name": confirm})
+
+    assert_refused_or_escaped(resized, resize)
+    assert_refused_or_escaped(deleted, {"confirm_name": confirm})
+    cluster.refresh_from_db()
+    assert cluster.status == ("deleting" if confirm == "main" else "ready")
