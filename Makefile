@@ -40,3 +40,8 @@ pytest: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .mypy_cache .ruff_cache .pytest_cache
+
+# TinyStacks side by side with ecs-deploy and the AWS CLI on the local sandbox: see bench/README.md.
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench.run

@@ -279,7 +279,9 @@ def test_deleting_an_app_removes_its_service_task_definitions_and_logs(
 
 
 def desired(ecs: Any, app: App) -> int:
-    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"][0]
+    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=[app.name])["services"][
+        0
+    ]
     return int(service["desiredCount"])
 
 
@@ -294,3 +296,15 @@ def test_throttling_on_30_percent_of_calls_gives_the_same_outcomes(app: App) -> 
     )
     assert live_release(app) == first.release
     assert "ecs" in hits
+
+
+def test_an_app_with_a_fixed_count_from_the_start_deploys(
+    team: Team, cluster: Cluster, sandbox: Sandbox
+) -> None:
+    fixed = app_create(team=team, actor=None, cluster=cluster, name="fixed", desired_count=3)
+    scaling_update(app=fixed, actor=None, autoscaling_enabled=False)
+
+    first = deploy(fixed, "nginx:1.27")
+
+    assert first.status == Deployment.Status.SUCCEEDED
+    assert desired(aws(sandbox, "ecs"), fixed) == 3

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 from deployments.aws.clients import AccountAccess, client
 
 POLICY_NAME = "tinystacks-cpu-target"
@@ -47,16 +45,19 @@ def track_cpu(
 
 
 def stop_tracking(access: AccountAccess, cluster: str, service: str) -> None:
-    """Remove the scalable target (and so its policies); nothing to do if there is none."""
-    try:
-        client(access, "application-autoscaling").deregister_scalable_target(
+    """Remove the scalable target (and so its policies), if there is one."""
+    scaling = client(access, "application-autoscaling")
+    targets = scaling.describe_scalable_targets(
+        ServiceNamespace="ecs",
+        ResourceIds=[resource_id(cluster, service)],
+        ScalableDimension=DIMENSION,
+    )["ScalableTargets"]
+    if targets:
+        scaling.deregister_scalable_target(
             ServiceNamespace="ecs",
             ResourceId=resource_id(cluster, service),
             ScalableDimension=DIMENSION,
         )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ObjectNotFoundException":
-            raise
 
 
 def desired_count(access: AccountAccess, cluster: str, service: str) -> int | None:
