@@ -25,6 +25,7 @@ from deployments.models import (
     Membership,
     Release,
     ScalingSettings,
+    SignInFailure,
     Team,
 )
 
@@ -292,3 +293,13 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
                 token=token, actor=request.user, ip_address=request.META.get("REMOTE_ADDR") or None
             )
         self.message_user(request, f"Revoked {len(tokens)} API token(s).")
+
+
+@admin.register(SignInFailure)
+class SignInFailureAdmin(admin.ModelAdmin[SignInFailure]):
+    list_display = ["at", "username", "ip_address"]
+    search_fields = ["username", "ip_address"]
+    readonly_fields = ["username", "ip_address", "at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -6,28 +6,35 @@ A service refuses with a ValidationError (keyed by field when it comes from `ful
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES
-from deployments.models import AwsAccount, Cluster
+from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, task_size_choices
+from deployments.models import App, AwsAccount, Cluster, ScalingSettings
 
 MAX_INSTANCES = 100
 
 
 class ServiceForm(forms.Form):
+    # Where a service's error belongs when it is not keyed by one of the form's fields: by the
+    # model field it names (`memory` → `size`), or by its code when it names none (`image`).
+    error_fields: ClassVar[dict[str, str]] = {}
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
     def add_service_error(self, error: ValidationError) -> None:
         if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
+            codes = {e.code for e in error.error_list}
+            code = codes.pop() if len(codes) == 1 else None
+            self.add_error(self.error_fields.get(code) if code else None, error)
             return
         for field, messages in error.message_dict.items():
+            field = self.error_fields.get(field, field)
             self.add_error(field if field in self.fields else None, messages)
 
 
@@ -128,3 +135,201 @@ class ClusterDeleteForm(ServiceForm):
                 f"Type {self.cluster_name} exactly to delete this cluster; nothing was deleted."
             )
         return typed
+
+
+# Apps
+
+
+class ClusterChoiceField(forms.ModelChoiceField[Cluster]):
+    def label_from_instance(self, obj: Cluster) -> str:
+        return f"{obj.name} · {obj.instance_type} · {obj.region}"
+
+
+TASK_SIZE_CHOICES = task_size_choices()
+DEFAULT_TASK_SIZE = "256/512"
+
+
+class AppCreateForm(NamedForm):
+    what = "an app"
+    error_fields: ClassVar[dict[str, str]] = {"cpu": "size", "memory": "size"}
+
+    name = forms.CharField(
+        max_length=40,
+        help_text="Lowercase letters, digits and hyphens, e.g. web.",
+    )
+    cluster = ClusterChoiceField(
+        queryset=Cluster.objects.none(),
+        empty_label="Choose a cluster",
+        help_text="One of the team's ready clusters.",
+    )
+    port = forms.IntegerField(
+        min_value=1, max_value=65535, initial=80, help_text="The port your container listens on."
+    )
+    health_check_path = forms.CharField(
+        label="Health-check path", max_length=200, initial="/", help_text="e.g. /healthz"
+    )
+    size = forms.ChoiceField(
+        label="Task size",
+        choices=TASK_SIZE_CHOICES,
+        initial=DEFAULT_TASK_SIZE,
+        help_text="CPU and memory per task; it must fit on one of the cluster's instances.",
+    )
+    desired_count = forms.IntegerField(
+        label="Tasks", min_value=0, max_value=5000, initial=2, help_text="How many to run."
+    )
+    min_healthy_percent = forms.IntegerField(
+        label="Minimum healthy %",
+        min_value=0,
+        max_value=100,
+        initial=100,
+        help_text="Tasks kept running during a rollout, as % of tasks.",
+    )
+    max_percent = forms.IntegerField(
+        label="Maximum %",
+        min_value=100,
+        max_value=400,
+        initial=200,
+        help_text="Tasks allowed during a rollout, old and new together.",
+    )
+    circuit_breaker = forms.BooleanField(
+        label="Roll back automatically when new tasks keep failing (ECS circuit breaker)",
+        required=False,
+        initial=True,
+    )
+
+    def __init__(
+        self, *args: Any, clusters: QuerySet[Cluster], taken: QuerySet[App], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, taken=taken, **kwargs)
+        field = self.fields["cluster"]
+        assert isinstance(field, ClusterChoiceField)
+        field.queryset = clusters
+
+    def app_settings(self) -> dict[str, Any]:
+        """The app's settings for `services.app_create`, the task size split in two."""
+        fields = dict(self.cleaned_data)
+        cpu, memory = fields.pop("size").split("/")
+        del fields["name"], fields["cluster"]
+        return fields | {"cpu": int(cpu), "memory": int(memory)}
+
+
+class DeployForm(ServiceForm):
+    error_fields: ClassVar[dict[str, str]] = {"image": "image"}
+
+    image = forms.CharField(
+        max_length=1024,
+        help_text="e.g. nginx:1.27 or ghcr.io/acme/web:2.3.1",
+        widget=forms.TextInput(attrs={"placeholder": "nginx:1.27", "spellcheck": "false"}),
+    )
+    description = forms.CharField(
+        max_length=500, required=False, help_text="Optional: what this release is about."
+    )
+
+
+def parse_config_lines(text: str) -> dict[str, str]:
+    """`NAME=value` lines (blank lines and # comments skipped) as a mapping; the value is
+    everything after the first `=`."""
+    config: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        name, equals, value = stripped.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise ValidationError(f"Line {number} is not NAME=value: {stripped[:60]}")
+        if name in config:
+            raise ValidationError(f"{name} is set twice (line {number}).")
+        config[name] = value
+    return config
+
+
+class ConfigForm(ServiceForm):
+    error_fields: ClassVar[dict[str, str]] = {"config": "config_vars"}
+
+    config_vars = forms.CharField(
+        label="Variables",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "mono"}),
+        help_text="One NAME=value per line. Saving makes a new release of the live image and "
+        "deploys it.",
+    )
+
+    @classmethod
+    def for_app(cls, app: App) -> ConfigForm:
+        lines = "\n".join(f"{name}={value}" for name, value in sorted(app.config_vars.items()))
+        return cls(initial={"config_vars": lines})
+
+    def clean_config_vars(self) -> dict[str, str]:
+        return parse_config_lines(self.cleaned_data["config_vars"])
+
+
+class ConfirmNameForm(ServiceForm):
+    """A destructive action confirmed by typing the object's name."""
+
+    what = "object"
+    confirm_name = forms.CharField(max_length=40)
+
+    def __init__(self, *args: Any, name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = name
+        self.fields["confirm_name"].label = f"Type the {self.what}'s name to confirm"
+
+    def clean_confirm_name(self) -> str:
+        typed: str = self.cleaned_data["confirm_name"].strip()
+        if typed != self.name:
+            raise ValidationError(
+                f"Type {self.name} exactly to delete this {self.what}; nothing was deleted."
+            )
+        return typed
+
+
+class AppDeleteForm(ConfirmNameForm):
+    what = "app"
+
+
+class ScalingForm(ServiceForm):
+    mode = forms.ChoiceField(
+        choices=[
+            ("autoscaling", "Autoscale on CPU"),
+            ("fixed", "A fixed number of tasks"),
+        ],
+        widget=forms.RadioSelect,
+        label="Tasks",
+    )
+    desired_count = forms.IntegerField(
+        label="Tasks", min_value=0, max_value=5000, help_text="Used when the number is fixed."
+    )
+    min_tasks = forms.IntegerField(label="Minimum tasks", min_value=0, max_value=5000)
+    max_tasks = forms.IntegerField(label="Maximum tasks", min_value=0, max_value=5000)
+    cpu_target = forms.IntegerField(
+        label="Target CPU %",
+        min_value=1,
+        max_value=100,
+        help_text="ECS adds tasks above it and removes them below it.",
+    )
+
+    @classmethod
+    def for_app(cls, app: App, scaling: ScalingSettings) -> ScalingForm:
+        return cls(
+            initial={
+                "mode": "autoscaling" if scaling.autoscaling_enabled else "fixed",
+                "desired_count": app.desired_count,
+                "min_tasks": scaling.min_tasks,
+                "max_tasks": scaling.max_tasks,
+                "cpu_target": scaling.cpu_target,
+            }
+        )
+
+    def scaling_changes(self) -> dict[str, Any]:
+        """Keyword arguments for `services.scaling_update`: a fixed count sets the app's desired
+        count; autoscaling leaves it to Application Auto Scaling."""
+        data = self.cleaned_data
+        fixed = data["mode"] == "fixed"
+        return {
+            "autoscaling_enabled": not fixed,
+            "min_tasks": data["min_tasks"],
+            "max_tasks": data["max_tasks"],
+            "cpu_target": data["cpu_target"],
+            "desired_count": data["desired_count"] if fixed else None,
+        }

@@ -25,7 +25,7 @@ from django.utils import timezone
 from rq.job import Job as RqJob
 from rq.job import JobStatus
 
-from deployments import encryption, tracker
+from deployments import encryption, signin, tracker
 from deployments.aws import ecs_services, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess
@@ -493,6 +493,7 @@ def tick() -> None:
     try:
         tracker.follow_rollouts()
         jobs_requeue_lost()
+        signin.failures_prune()
     finally:
         lock.release()
 

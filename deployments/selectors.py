@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.paginator import Page, Paginator
 from django.db.models import (
     Case,
     Count,
+    Exists,
     OuterRef,
     Prefetch,
     Q,
@@ -18,6 +23,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from deployments.models import (
     ApiToken,
@@ -457,4 +463,399 @@ def deployment_progress(pk: int) -> Deployment:
             )
         )
         .get(pk=pk)
+    )
+
+
+# App pages
+
+
+def app_for_page(team: Team, name: str) -> App | None:
+    """The team's app as its pages show it: `apps_with_status`'s annotations, its team and its
+    cluster's account, and `deleting` (its teardown is queued or running); one query."""
+    deleting = _jobs_of_kind("app", "delete_app").filter(
+        target_id=OuterRef("pk"), status__in=JOB_ACTIVE_STATUSES
+    )
+    return (
+        apps_with_status(team)
+        .select_related("team", "cluster__account")
+        .annotate(deleting=Exists(deleting))
+        .filter(name=name)
+        .first()
+    )
+
+
+def ready_clusters_of(team: Team) -> QuerySet[Cluster]:
+    """The clusters a new app may go on."""
+    return clusters_of(team).filter(status=Cluster.Status.READY)
+
+
+def _width(part: int, whole: int) -> int:
+    """`part` of `whole` as a percentage in steps of 5, for the `w-N` bar classes (CSP: no
+    inline styles)."""
+    if whole <= 0:
+        return 0
+    return max(0, min(100, 5 * round(20 * part / whole)))
+
+
+class RolloutBar:
+    """New tasks running and pending against desired, as bar widths; mixed into rows that hold
+    a deployment."""
+
+    deployment: Deployment | None
+
+    @property
+    def running_width(self) -> int:
+        d = self.deployment
+        return _width(min(d.running_count, d.desired_count), d.desired_count) if d else 0
+
+    @property
+    def pending_width(self) -> int:
+        d = self.deployment
+        if d is None:
+            return 0
+        return min(100 - self.running_width, _width(d.pending_count, d.desired_count))
+
+
+# What the overview says about an app, by its latest rollout's status.
+APP_STATES: dict[str, tuple[str, str]] = {
+    Deployment.Status.QUEUED: ("in_progress", "Deploying"),
+    Deployment.Status.REGISTERING: ("in_progress", "Deploying"),
+    Deployment.Status.UPDATING: ("in_progress", "Deploying"),
+    Deployment.Status.IN_PROGRESS: ("in_progress", "Deploying"),
+    Deployment.Status.SUCCEEDED: ("succeeded", "Healthy"),
+    Deployment.Status.FAILED: ("failed", "Failed"),
+    Deployment.Status.ROLLED_BACK: ("rolled_back", "Rolled back"),
+    Deployment.Status.TIMED_OUT: ("timed_out", "Stuck: timed out"),
+    Deployment.Status.CANCELLED: ("cancelled", "Cancelled"),
+}
+
+
+@dataclass(frozen=True)
+class AppSummary(RolloutBar):
+    app: App
+    live: Release | None
+    deployment: Deployment | None  # the latest rollout, with its release
+    deleting: bool
+
+    @property
+    def in_flight(self) -> bool:
+        return self.deleting or (self.deployment is not None and self.deployment.is_active)
+
+    @property
+    def state(self) -> str:
+        if self.deleting:
+            return "deleting"
+        if self.deployment is None:
+            return "pending"
+        return APP_STATES[self.deployment.status][0]
+
+    @property
+    def state_label(self) -> str:
+        if self.deleting:
+            return "Deleting…"
+        if self.deployment is None:
+            return "Not deployed yet"
+        return APP_STATES[self.deployment.status][1]
+
+
+def app_summaries(team: Team) -> list[AppSummary]:
+    """The team's apps, each with its live release, latest rollout and whether it is being
+    deleted: three queries whatever the number of apps."""
+    rollouts = Deployment.objects.filter(app=OuterRef("pk")).order_by("-pk")
+    succeeded = Deployment.objects.filter(app=OuterRef("pk"), status=Deployment.Status.SUCCEEDED)
+    deleting = _jobs_of_kind("app", "delete_app").filter(
+        target_id=OuterRef("pk"), status__in=JOB_ACTIVE_STATUSES
+    )
+    apps = list(
+        App.objects.filter(team=team)
+        .select_related("cluster")
+        .annotate(
+            latest_deployment_id=Subquery(rollouts.values("pk")[:1]),
+            live_release_id=Subquery(
+                succeeded.order_by("-finished_at", "-pk").values("release_id")[:1]
+            ),
+            deleting=Exists(deleting),
+        )
+        .order_by("name")
+    )
+    deployment_ids = [getattr(app, "latest_deployment_id", None) for app in apps]
+    release_ids = [getattr(app, "live_release_id", None) for app in apps]
+    deployments = Deployment.objects.select_related("release").in_bulk(
+        [pk for pk in deployment_ids if pk is not None]
+    )
+    releases = Release.objects.in_bulk([pk for pk in release_ids if pk is not None])
+    return [
+        AppSummary(
+            app=app,
+            live=releases.get(release_id) if release_id else None,
+            deployment=deployments.get(deployment_id) if deployment_id else None,
+            deleting=bool(getattr(app, "deleting", False)),
+        )
+        for app, deployment_id, release_id in zip(apps, deployment_ids, release_ids, strict=True)
+    ]
+
+
+ROLLOUT_EVENTS = 20
+
+
+def _elapsed(deployment: Deployment, now: datetime) -> timedelta:
+    start = deployment.started_at or deployment.created_at
+    return max(timedelta(0), (deployment.finished_at or now) - start)
+
+
+@dataclass(frozen=True)
+class Rollout(RolloutBar):
+    deployment: Deployment  # with its release and who started it
+    events: list[DeploymentEvent]  # newest first, at most ROLLOUT_EVENTS
+    elapsed: timedelta
+
+
+def app_rollout(app: App) -> Rollout | None:
+    """The app's latest rollout with ECS's newest events; two queries, none if never deployed."""
+    deployment = (
+        Deployment.objects.filter(app=app)
+        .select_related("release", "started_by")
+        .order_by("-pk")
+        .first()
+    )
+    if deployment is None:
+        return None
+    events = list(deployment.events.order_by("-created_at", "-pk")[:ROLLOUT_EVENTS])
+    return Rollout(
+        deployment=deployment, events=events, elapsed=_elapsed(deployment, timezone.now())
+    )
+
+
+def app_deployment(app: App, pk: int) -> Deployment | None:
+    return Deployment.objects.filter(app=app, pk=pk).select_related("release", "started_by").first()
+
+
+DEPLOYMENT_EVENTS = 500
+
+
+def deployment_timeline(deployment: Deployment) -> list[DeploymentEvent]:
+    """The rollout's events, oldest first (capped: a stuck rollout can report for hours)."""
+    return list(deployment.events.order_by("created_at", "pk")[:DEPLOYMENT_EVENTS])
+
+
+TASKS_STARTED = re.compile(r"has started (\d+) tasks?")
+TASKS_STOPPED = re.compile(r"has stopped (\d+) running tasks?")
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    label: str
+    css: str
+    points: str  # an SVG polyline's points
+    total: int
+
+
+@dataclass(frozen=True)
+class RolloutChart:
+    """Tasks ECS started and stopped during a rollout, cumulatively, from its service events:
+    we keep no time series of task counts, so the chart shows only what the events say."""
+
+    WIDTH: ClassVar[int] = 640
+    HEIGHT: ClassVar[int] = 200
+    LEFT: ClassVar[int] = 40
+    RIGHT: ClassVar[int] = 16
+    TOP: ClassVar[int] = 14
+    BOTTOM: ClassVar[int] = 28
+
+    series: list[ChartSeries]
+    y_max: int
+    desired: int
+    desired_y: float
+    span: timedelta
+
+    @property
+    def x0(self) -> int:
+        return self.LEFT
+
+    @property
+    def x1(self) -> int:
+        return self.WIDTH - self.RIGHT
+
+    @property
+    def y0(self) -> int:
+        return self.HEIGHT - self.BOTTOM
+
+    @property
+    def y1(self) -> int:
+        return self.TOP
+
+    @property
+    def label_y(self) -> int:
+        return self.HEIGHT - 8
+
+
+def rollout_chart(
+    deployment: Deployment, events: list[DeploymentEvent], now: datetime | None = None
+) -> RolloutChart | None:
+    """None when ECS has reported no task starting or stopping (yet)."""
+    start = deployment.started_at or deployment.created_at
+    end = deployment.finished_at or now or timezone.now()
+    steps: dict[str, list[tuple[datetime, int]]] = {"started": [], "stopped": []}
+    for event in events:
+        for key, pattern in (("started", TASKS_STARTED), ("stopped", TASKS_STOPPED)):
+            if match := pattern.search(event.message):
+                steps[key].append((max(event.created_at, start), int(match[1])))
+    if not steps["started"] and not steps["stopped"]:
+        return None
+    end = max([end, *(at for series in steps.values() for at, _ in series)])
+    span = max(end - start, timedelta(seconds=1))
+    totals = {key: sum(n for _, n in series) for key, series in steps.items()}
+    y_max = max(deployment.desired_count, *totals.values(), 1)
+    box = RolloutChart
+    width, height = box.WIDTH - box.LEFT - box.RIGHT, box.HEIGHT - box.TOP - box.BOTTOM
+
+    def x(at: datetime) -> float:
+        return box.LEFT + width * min(1.0, (at - start) / span)
+
+    def y(value: int) -> float:
+        return box.TOP + height * (1 - value / y_max)
+
+    def points(series: list[tuple[datetime, int]]) -> str:
+        total, path = 0, [(x(start), y(0))]
+        for at, n in series:
+            path.append((x(at), y(total)))
+            total += n
+            path.append((x(at), y(total)))
+        path.append((x(end), y(total)))
+        return " ".join(f"{px:.1f},{py:.1f}" for px, py in path)
+
+    labels = {"started": "Tasks started", "stopped": "Tasks stopped"}
+    return RolloutChart(
+        series=[
+            ChartSeries(labels[key], f"chart-{key}", points(steps[key]), totals[key])
+            for key in ("started", "stopped")
+        ],
+        y_max=y_max,
+        desired=deployment.desired_count,
+        desired_y=round(y(deployment.desired_count), 1),
+        span=span,
+    )
+
+
+RELEASES_PAGE_SIZE = 50
+RELEASE_SETTINGS = (
+    ("cpu", "CPU", "{} units"),
+    ("memory", "Memory", "{} MiB"),
+    ("port", "Port", "{}"),
+    ("command", "Command", "{}"),
+    ("health_check_path", "Health check", "{}"),
+)
+
+
+@dataclass(frozen=True)
+class ReleaseChanges:
+    """What a release changed against the one before it: names of config vars only (values may
+    be secrets), and settings with their old and new values."""
+
+    image: tuple[str, str] | None
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+    settings: list[tuple[str, str, str]]  # (what, before, after)
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.image or self.added or self.removed or self.changed or self.settings)
+
+
+def _setting(template: str, value: object) -> str:
+    return "(none)" if value in (None, "") else template.format(value)
+
+
+def release_changes(before: Release, after: Release) -> ReleaseChanges:
+    old_env: dict[str, str] = before.config.get("env") or {}
+    new_env: dict[str, str] = after.config.get("env") or {}
+    return ReleaseChanges(
+        image=(before.image, after.image) if before.image != after.image else None,
+        added=sorted(set(new_env) - set(old_env)),
+        removed=sorted(set(old_env) - set(new_env)),
+        changed=sorted(k for k in set(new_env) & set(old_env) if new_env[k] != old_env[k]),
+        settings=[
+            (
+                label,
+                _setting(template, before.config.get(key)),
+                _setting(template, after.config.get(key)),
+            )
+            for key, label, template in RELEASE_SETTINGS
+            if before.config.get(key) != after.config.get(key)
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ReleaseRow:
+    release: Release  # annotated with its latest rollout: outcome, rollout_id, times
+    changes: ReleaseChanges | None  # None for the first release
+    is_live: bool
+
+    @property
+    def outcome(self) -> str | None:
+        return getattr(self.release, "outcome", None)
+
+    @property
+    def outcome_label(self) -> str:
+        return Deployment.Status(self.outcome).label if self.outcome else ""
+
+    @property
+    def rollout_id(self) -> int | None:
+        return getattr(self.release, "rollout_id", None)
+
+    @property
+    def duration(self) -> timedelta | None:
+        started = getattr(self.release, "rollout_started", None)
+        finished = getattr(self.release, "rollout_finished", None)
+        return finished - started if started and finished else None
+
+
+@dataclass(frozen=True)
+class ReleaseHistory:
+    page: Page[Release]
+    rows: list[ReleaseRow]
+
+
+def release_history(app: App, page_number: str | None, live_version: int | None) -> ReleaseHistory:
+    """One page of the app's releases, newest first, each with what it changed and how its
+    latest rollout went; four queries whatever the number of releases."""
+    rollouts = Deployment.objects.filter(release=OuterRef("pk")).order_by("-pk")
+    releases: QuerySet[Release] = (
+        app.releases.select_related("created_by", "rollback_of")
+        .annotate(
+            outcome=Subquery(rollouts.values("status")[:1]),
+            rollout_id=Subquery(rollouts.values("pk")[:1]),
+            rollout_started=Subquery(rollouts.values("started_at")[:1]),
+            rollout_finished=Subquery(rollouts.values("finished_at")[:1]),
+        )
+        .order_by("-version")
+    )
+    page = Paginator(releases, RELEASES_PAGE_SIZE).get_page(page_number)
+    shown = list(page.object_list)
+    before_page = (
+        app.releases.filter(version__lt=shown[-1].version).order_by("-version").first()
+        if shown and shown[-1].version > 1
+        else None
+    )
+    previous = [*shown[1:], before_page]
+    rows = [
+        ReleaseRow(
+            release=release,
+            changes=release_changes(prior, release) if prior is not None else None,
+            is_live=release.version == live_version,
+        )
+        for release, prior in zip(shown, previous, strict=True)
+    ]
+    return ReleaseHistory(page=page, rows=rows)
+
+
+def app_scaling_job(app: App) -> Job | None:
+    """The newest job applying the app's scaling settings to its service."""
+    return (
+        _jobs_of_kind("app", "apply_scaling")
+        .filter(target_id=app.pk)
+        .order_by("-created_at", "-pk")
+        .first()
     )

@@ -4,14 +4,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from deployments import views
+from deployments.signin import ThrottledLoginView
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    path(
-        "sign-in/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("sign-in/", ThrottledLoginView.as_view(), name="login"),
     path("sign-out/", auth_views.LogoutView.as_view(), name="logout"),
     path("team/", views.team_switch, name="team_switch"),
     path("accounts/", views.accounts, name="accounts"),
@@ -25,4 +22,22 @@ urlpatterns = [
     path("clusters/<str:name>/retry", views.cluster_retry, name="cluster_retry"),
     path("clusters/<str:name>/delete", views.cluster_delete, name="cluster_delete"),
     path("activity/", views.activity, name="activity"),
+    path("apps/new", views.app_new, name="app_new"),
+    path("apps/<str:name>/", views.app_detail, name="app"),
+    path("apps/<str:name>/deploy", views.app_deploy, name="app_deploy"),
+    path("apps/<str:name>/config", views.app_config, name="app_config"),
+    path("apps/<str:name>/delete", views.app_delete, name="app_delete"),
+    path("apps/<str:name>/releases/", views.app_releases, name="app_releases"),
+    path(
+        "apps/<str:name>/releases/<int:version>/rollback",
+        views.app_rollback,
+        name="app_rollback",
+    ),
+    path("apps/<str:name>/scaling/", views.app_scaling, name="app_scaling"),
+    path("apps/<str:name>/deployments/<int:pk>/", views.deployment_detail, name="deployment"),
+    path(
+        "apps/<str:name>/deployments/<int:pk>/cancel",
+        views.deployment_cancel,
+        name="deployment_cancel",
+    ),
 ]

@@ -24,15 +24,22 @@ from django_htmx.middleware import HtmxDetails
 
 from deployments import selectors, services
 from deployments.forms import (
+    AppCreateForm,
+    AppDeleteForm,
     AssumeRoleAccountForm,
     ClusterCreateForm,
     ClusterDeleteForm,
     ClusterResizeForm,
+    ConfigForm,
+    DeployForm,
+    ScalingForm,
 )
-from deployments.models import AwsAccount, Cluster, Membership, name_validator
+from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, name_validator
+from deployments.services import Conflict
 
 TEAM_SESSION_KEY = "team"
 ACTIVITY_PAGE_SIZE = 50
+MAX_ID = 2**63 - 1  # BigAutoField's largest; a larger id in a URL is no row (and no query)
 
 
 class AuthedRequest(HttpRequest):
@@ -85,6 +92,35 @@ def _get_cluster_for_user(
     return membership, cluster
 
 
+def _get_app_for_user(
+    request: AuthedRequest, name: str, *, write: bool = False
+) -> tuple[Membership, App]:
+    membership = _get_membership(request, write=write)
+    try:
+        name_validator(name)
+    except ValidationError:
+        raise Http404("No such app in this team.") from None
+    app = selectors.app_for_page(membership.team, name)
+    if app is None:
+        raise Http404("No such app in this team.")
+    return membership, app
+
+
+def _get_deployment_for_user(
+    request: AuthedRequest, name: str, pk: int, *, write: bool = False
+) -> tuple[Membership, App, Deployment]:
+    membership, app = _get_app_for_user(request, name, write=write)
+    deployment = selectors.app_deployment(app, pk) if pk <= MAX_ID else None
+    if deployment is None:
+        raise Http404("No such deployment of this app.")
+    return membership, app, deployment
+
+
+def _refuse_if_deleting(app: App) -> None:
+    if getattr(app, "deleting", False):
+        raise Conflict(f"{app.name} is being deleted.")
+
+
 # Answering
 
 
@@ -120,20 +156,27 @@ def _ip(request: AuthedRequest) -> str | None:
 @login_required
 @vary_on_headers("HX-Request")
 def overview(request: AuthedRequest) -> HttpResponse:
+    """The team's clusters and apps. Each table follows what is in flight in it on its own: a
+    poll names its table in HX-Target."""
     membership = _current_membership(request)
-    overview = selectors.overview_for(membership) if membership else None
-    clusters = overview.clusters if overview else []
+    team = membership.team if membership else None
+    clusters = list(selectors.clusters_of(team)) if team else []
+    apps = selectors.app_summaries(team) if team else []
     busy = any(cluster.status in selectors.CLUSTER_BUSY_STATUSES for cluster in clusters)
+    apps_busy = any(app.in_flight for app in apps)
     # An empty overview leads to the next step: an account first, then a cluster on it.
-    has_accounts = bool(clusters) or (
-        membership is not None and selectors.accounts_of(membership.team).exists()
-    )
+    has_accounts = bool(clusters) or (team is not None and selectors.accounts_of(team).exists())
     context = {
         "membership": membership,
-        "overview": overview,
+        "clusters": clusters,
+        "apps": apps,
         "busy": busy,
+        "apps_busy": apps_busy,
         "has_accounts": has_accounts,
+        "has_ready_cluster": any(c.status == Cluster.Status.READY for c in clusters),
     }
+    if _wants_fragment(request) and request.htmx.target == "apps":
+        return _fragment(request, "deployments/overview.html#apps", context, settled=not apps_busy)
     if _wants_fragment(request):
         return _fragment(request, "deployments/overview.html#clusters", context, settled=not busy)
     return _page(request, "deployments/overview.html", context)
@@ -407,3 +450,263 @@ def activity(request: AuthedRequest) -> HttpResponse:
     paginator = Paginator(selectors.audit_entries_of(membership.team), ACTIVITY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     return _page(request, "deployments/activity.html", {"membership": membership, "page": page})
+
+
+# Apps
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@vary_on_headers("HX-Request")
+def app_new(request: AuthedRequest) -> HttpResponse:
+    membership = _get_membership(request, write=request.method == "POST")
+    clusters = selectors.ready_clusters_of(membership.team)
+    only = list(clusters[:2])
+    form = AppCreateForm(
+        request.POST if request.method == "POST" else None,
+        clusters=clusters,
+        taken=selectors.apps_with_status(membership.team),
+        initial={"cluster": only[0] if len(only) == 1 else None},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            app = services.app_create(
+                team=membership.team, actor=request.user, ip_address=_ip(request),
+                cluster=form.cleaned_data["cluster"], name=form.cleaned_data["name"],
+                **form.app_settings(),
+            )  # fmt: skip
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Created app {app.name}. Deploy an image to start it.")
+            return _done(request, reverse("app", args=[app.name]))
+    context = {"membership": membership, "form": form, "has_clusters": bool(only)}
+    if request.method == "POST" and _wants_fragment(request):
+        return _fragment(request, "deployments/app_new.html#app-form", context)
+    return _page(request, "deployments/app_new.html", context)
+
+
+def _app_context(
+    membership: Membership,
+    app: App,
+    *,
+    deploy_form: DeployForm | None = None,
+    config_form: ConfigForm | None = None,
+    delete_form: AppDeleteForm | None = None,
+) -> dict[str, Any]:
+    live = services.live_release(app)
+    rollout = selectors.app_rollout(app)
+    return {
+        "membership": membership,
+        "app": app,
+        "live": live,
+        "rollout": rollout,
+        "busy": rollout is not None and rollout.deployment.is_active,
+        "deploy_form": deploy_form or DeployForm(initial={"image": live.image if live else ""}),
+        "config_form": config_form or ConfigForm.for_app(app),
+        "delete_form": delete_form or AppDeleteForm(name=app.name),
+    }
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def app_detail(request: AuthedRequest, name: str) -> HttpResponse:
+    """The app, its live release and its latest rollout, followed live while it is in flight."""
+    membership, app = _get_app_for_user(request, name)
+    context = _app_context(membership, app)
+    if _wants_fragment(request):
+        template = "deployments/app_detail.html#app-live"
+        return _fragment(request, template, context, settled=not context["busy"])
+    return _page(request, "deployments/app_detail.html", context)
+
+
+def _app_form_errors(
+    request: AuthedRequest, membership: Membership, app: App, partial: str, **forms: Any
+) -> HttpResponse:
+    context = _app_context(membership, app, **forms)
+    if _wants_fragment(request):
+        return _fragment(request, f"deployments/app_detail.html#{partial}", context)
+    return _page(request, "deployments/app_detail.html", context)
+
+
+@require_POST
+@login_required
+@vary_on_headers("HX-Request")
+def app_deploy(request: AuthedRequest, name: str) -> HttpResponse:
+    membership, app = _get_app_for_user(request, name, write=True)
+    form = DeployForm(request.POST)
+    if form.is_valid():
+        try:
+            _refuse_if_deleting(app)
+            deployment = services.deployment_start(
+                app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            release = deployment.release
+            messages.success(request, f"Deploying {release.image} as {release.label}…")
+            return _done(request, reverse("app", args=[app.name]))
+    return _app_form_errors(request, membership, app, "deploy-form", deploy_form=form)
+
+
+@require_POST
+@login_required
+@vary_on_headers("HX-Request")
+def app_config(request: AuthedRequest, name: str) -> HttpResponse:
+    membership, app = _get_app_for_user(request, name, write=True)
+    form = ConfigForm(request.POST)
+    if form.is_valid():
+        try:
+            _refuse_if_deleting(app)
+            deployment = services.config_set(
+                app=app, actor=request.user, ip_address=_ip(request),
+                config_vars=form.cleaned_data["config_vars"],
+            )  # fmt: skip
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            label = deployment.release.label
+            messages.success(request, f"Saved the config vars as {label}; deploying it…")
+            return _done(request, reverse("app", args=[app.name]))
+    return _app_form_errors(request, membership, app, "config-form", config_form=form)
+
+
+@require_POST
+@login_required
+def deployment_cancel(request: AuthedRequest, name: str, pk: int) -> HttpResponse:
+    _, app, deployment = _get_deployment_for_user(request, name, pk, write=True)
+    try:
+        rollback = services.deployment_cancel(
+            deployment=deployment, actor=request.user, ip_address=_ip(request)
+        )
+    except Conflict as conflict:
+        messages.error(request, str(conflict))
+    else:
+        cancelled = deployment.release.label
+        if rollback is None:
+            messages.warning(
+                request, f"Cancelled {cancelled}; there is no earlier release to go back to."
+            )
+        else:
+            messages.success(
+                request, f"Cancelled {cancelled}; rolling back as {rollback.release.label}…"
+            )
+    return _done(request, reverse("app", args=[app.name]))
+
+
+@require_POST
+@login_required
+@vary_on_headers("HX-Request")
+def app_delete(request: AuthedRequest, name: str) -> HttpResponse:
+    membership, app = _get_app_for_user(request, name, write=True)
+    form = AppDeleteForm(request.POST, name=app.name)
+    if form.is_valid():
+        try:
+            if not getattr(app, "deleting", False):
+                services.app_delete(app=app, actor=request.user, ip_address=_ip(request))
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            messages.success(
+                request, f"Deleting {app.name}… It leaves the list once AWS has removed it."
+            )
+            return _done(request, reverse("overview"))
+    return _app_form_errors(request, membership, app, "delete-form", delete_form=form)
+
+
+@require_GET
+@login_required
+def app_releases(request: AuthedRequest, name: str) -> HttpResponse:
+    membership, app = _get_app_for_user(request, name)
+    live_version = getattr(app, "live_version", None)
+    history = selectors.release_history(app, request.GET.get("page"), live_version)
+    context = {"membership": membership, "app": app, "history": history, "page": history.page}
+    return _page(request, "deployments/app_releases.html", context)
+
+
+@require_POST
+@login_required
+def app_rollback(request: AuthedRequest, name: str, version: int) -> HttpResponse:
+    """Roll back to `version`: confirmed on the releases page, then followed on the app's."""
+    _, app = _get_app_for_user(request, name, write=True)
+    try:
+        _refuse_if_deleting(app)
+        deployment = services.app_rollback(
+            app=app, actor=request.user, version=version, ip_address=_ip(request)
+        )
+    except (ValidationError, Conflict) as error:
+        words = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        messages.error(request, words)
+        return _done(request, reverse("app_releases", args=[app.name]))
+    label = deployment.release.label
+    messages.success(request, f"Rolling back to v{version} as {label}…")
+    return _done(request, reverse("app", args=[app.name]))
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def deployment_detail(request: AuthedRequest, name: str, pk: int) -> HttpResponse:
+    membership, app, deployment = _get_deployment_for_user(request, name, pk)
+    events = selectors.deployment_timeline(deployment)
+    context = {
+        "membership": membership,
+        "app": app,
+        "deployment": deployment,
+        "events": events,
+        "chart": selectors.rollout_chart(deployment, events),
+    }
+    if _wants_fragment(request):
+        template = "deployments/deployment_detail.html#deployment-live"
+        return _fragment(request, template, context, settled=not deployment.is_active)
+    return _page(request, "deployments/deployment_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@vary_on_headers("HX-Request")
+def app_scaling(request: AuthedRequest, name: str) -> HttpResponse:
+    """Tasks: autoscaling on CPU or a fixed count, applied to the ECS service by a job."""
+    membership, app = _get_app_for_user(request, name, write=request.method == "POST")
+    form = ScalingForm(request.POST) if request.method == "POST" else None
+    if form is not None and form.is_valid():
+        try:
+            _refuse_if_deleting(app)
+            services.scaling_update(
+                app=app, actor=request.user, ip_address=_ip(request), **form.scaling_changes()
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            messages.success(request, _scaling_words(app))
+            return _done(request, reverse("app_scaling", args=[app.name]))
+    job = selectors.app_scaling_job(app)
+    applying = job is not None and job.status in selectors.JOB_ACTIVE_STATUSES
+    context = {
+        "membership": membership,
+        "app": app,
+        "scaling": app.scaling,
+        "job": job,
+        "applying": applying,
+        "form": form or ScalingForm.for_app(app, app.scaling),
+    }
+    if _wants_fragment(request):
+        if request.method == "POST":
+            return _fragment(request, "deployments/app_scaling.html#scaling-form", context)
+        template = "deployments/app_scaling.html#scaling-status"
+        return _fragment(request, template, context, settled=not applying)
+    return _page(request, "deployments/app_scaling.html", context)
+
+
+def _scaling_words(app: App) -> str:
+    if app.service_arn:
+        return f"Saved; applying the new scaling to {app.name}'s ECS service…"
+    return f"Saved; the scaling applies when {app.name} is first deployed."

@@ -103,6 +103,11 @@ def _revision(task_definition: str) -> str:
     return task_definition.rsplit("/", 1)[-1]
 
 
+def _failure_reported(view: ServiceView, deployment_id: str) -> bool:
+    """ECS's event "(deployment ecs-svc/…) deployment failed: …" for this deployment."""
+    return any(f"(deployment {deployment_id}) deployment failed" in e.message for e in view.events)
+
+
 def assess(
     view: ServiceView | None, deployment_id: str, task_definition: str, last_rollout_state: str
 ) -> Assessment:
@@ -117,8 +122,11 @@ def assess(
         else None
     )
     if ours is None:
-        # Drained away: ECS replaced it. Rolled back if it had failed, else superseded.
-        if last_rollout_state == "FAILED" and rolled_back_to:
+        # Drained away: ECS replaced it. Rolled back if it had failed — as we saw on an earlier
+        # tick, or as the service's events say when the rollback was over before we looked.
+        if rolled_back_to and (
+            last_rollout_state == "FAILED" or _failure_reported(view, deployment_id)
+        ):
             return Assessment(
                 "rolled_back", f"ECS rolled back to {_revision(rolled_back_to)}.", "FAILED"
             )

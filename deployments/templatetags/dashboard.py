@@ -8,6 +8,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from deployments.models import Deployment
+
 register = template.Library()
 
 ACTION_WORDS = {
@@ -23,6 +25,8 @@ ACTION_WORDS = {
     "app.scale": "scaled app",
     "app.config": "changed config of app",
     "app.delete": "deleted app",
+    "app.update": "changed settings of app",
+    "deployment.cancel": "cancelled a rollout of app",
     "api_token.create": "created API token",
     "api_token.revoke": "revoked API token",
 }
@@ -32,6 +36,9 @@ JOB_WORDS = {
     "provision_cluster": "Provisioning",
     "scale_cluster": "Resizing",
     "delete_cluster": "Deleting",
+    "apply_scaling": "Applying scaling",
+    "run_deployment": "Starting the rollout",
+    "delete_app": "Deleting",
 }
 
 
@@ -54,3 +61,26 @@ def ago(value: datetime | None) -> str:
     if timezone.now() - value < timedelta(minutes=1):
         return "just now"
     return f"{timesince(value, depth=1)} ago"
+
+
+@register.filter
+def duration(value: timedelta | int | None) -> str:
+    """A span (or a number of seconds) in its two largest units ("45 s", "3 min 5 s",
+    "2 h 10 min")."""
+    if value is None:
+        return ""
+    seconds = max(0, int(value.total_seconds() if isinstance(value, timedelta) else value))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    return f"{seconds} s"
+
+
+@register.filter
+def elapsed(deployment: Deployment) -> str:
+    """How long a rollout ran, or has been running."""
+    start = deployment.started_at or deployment.created_at
+    return duration((deployment.finished_at or timezone.now()) - start)

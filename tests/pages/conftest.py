@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from deployments.models import AwsAccount, Cluster, Membership, Team
+from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, Team
 from tests import factories
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -36,3 +37,26 @@ def owner_client(client: Client, owner: Any) -> Client:
 def viewer_client(client: Client, viewer: Any) -> Client:
     client.force_login(viewer)
     return client
+
+
+@pytest.fixture
+def app(cluster: Cluster) -> App:
+    """web on main, never deployed."""
+    return factories.make_app(cluster, name="web")
+
+
+def deployed(
+    app: App, image: str = "nginx:1.27", status: str = "succeeded", **fields: Any
+) -> Deployment:
+    """A release of `app` (its config snapshot as services make it) and a rollout of it."""
+    config = {
+        "env": dict(app.config_vars), "cpu": app.cpu, "memory": app.memory, "port": app.port,
+        "command": app.command, "health_check_path": app.health_check_path,
+    }  # fmt: skip
+    release = factories.make_release(app, image=image, config=fields.pop("config", config))
+    now = timezone.now()
+    defaults: dict[str, Any] = {
+        "desired_count": 2, "running_count": 2 if status == "succeeded" else 0,
+        "started_at": now, "finished_at": None if status in Deployment.ACTIVE_STATUSES else now,
+    }  # fmt: skip
+    return factories.make_deployment(release, status=status, **(defaults | fields))
