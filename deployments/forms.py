@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, task_size_choices
-from deployments.models import App, AwsAccount, Cluster, ScalingSettings
+from deployments.models import App, AwsAccount, Cluster, Membership, ScalingSettings
 
 MAX_INSTANCES = 100
 
@@ -333,3 +333,9 @@ class ScalingForm(ServiceForm):
             "cpu_target": data["cpu_target"],
             "desired_count": data["desired_count"] if fixed else None,
         }
+
+
+class ApiTokenForm(NamedForm):
+    what = "an API token"
+    name = forms.CharField(max_length=60, help_text="What uses it, e.g. github-actions.")
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.DEPLOYER)

@@ -24,6 +24,7 @@ from django_htmx.middleware import HtmxDetails
 
 from deployments import selectors, services
 from deployments.forms import (
+    ApiTokenForm,
     AppCreateForm,
     AppDeleteForm,
     AssumeRoleAccountForm,
@@ -198,15 +199,58 @@ def team_switch(request: AuthedRequest) -> HttpResponse:
 
 
 def _accounts_context(
-    membership: Membership, form: AssumeRoleAccountForm | None = None
+    membership: Membership,
+    form: AssumeRoleAccountForm | None = None,
+    token_form: ApiTokenForm | None = None,
 ) -> dict[str, Any]:
     rows = selectors.account_rows(membership.team)
+    tokens = selectors.api_tokens_of(membership.team)
     return {
         "membership": membership,
         "rows": rows,
         "verifying": any(row.verifying for row in rows),
         "form": form or AssumeRoleAccountForm(taken=selectors.accounts_of(membership.team)),
+        "tokens": tokens.select_related("created_by"),
+        "token_form": token_form or ApiTokenForm(taken=tokens.filter(revoked_at__isnull=True)),
     }
+
+
+def _get_owner_membership(request: AuthedRequest) -> Membership:
+    """API tokens act for the whole team: only its owners make and revoke them."""
+    membership = _get_membership(request, write=True)
+    if membership.role != Membership.Role.OWNER:
+        raise PermissionDenied("Only the team's owners manage API tokens.")
+    return membership
+
+
+@require_POST
+@login_required
+def api_token_create(request: AuthedRequest) -> HttpResponse:
+    """Make a token and show it once, in this response: it is stored only as a hash."""
+    membership = _get_owner_membership(request)
+    taken = selectors.api_tokens_of(membership.team).filter(revoked_at__isnull=True)
+    form = ApiTokenForm(request.POST, taken=taken)
+    if not form.is_valid():
+        context = _accounts_context(membership, token_form=form)
+        return _page(request, "deployments/accounts.html", context)
+    token, secret = services.api_token_create(
+        team=membership.team, name=form.cleaned_data["name"], role=form.cleaned_data["role"],
+        created_by=request.user,
+    )  # fmt: skip
+    context = _accounts_context(membership) | {"new_token": token, "new_secret": secret}
+    return _page(request, "deployments/accounts.html", context)
+
+
+@require_POST
+@login_required
+def api_token_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
+    membership = _get_owner_membership(request)
+    token = selectors.api_tokens_of(membership.team).filter(pk=pk).first() if pk <= MAX_ID else None
+    if token is None:
+        raise Http404("No such API token in this team.")
+    services.api_token_revoke(token=token, actor=request.user, ip_address=_ip(request))
+    messages.success(request, f"Revoked the API token {token.name}.")
+    return _done(request, reverse("accounts"))
 
 
 @require_GET

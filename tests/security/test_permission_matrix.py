@@ -86,6 +86,8 @@ DASHBOARD = {
     "app_delete": "object_action",
     "app_rollback": "object_action",
     "deployment_cancel": "object_action",
+    "api_token_create": "owner_action",
+    "api_token_revoke": "owner_object_action",
     "login": "sign_in",
     "logout": "sign_out",
 }
@@ -132,7 +134,10 @@ def world(db: Any) -> dict[str, Any]:
     tokens = {f"token_{role}": make_api_token(ours, role)[1] for role in TEAM_MEMBERS} | {
         "token_other": make_api_token(theirs, Membership.Role.OWNER)[1]
     }
-    return {"users": users, "tokens": tokens, "deployment": objects["acme"]}
+    revocable, _ = make_api_token(ours, Membership.Role.VIEWER, name="revocable")
+    return {
+        "users": users, "tokens": tokens, "deployment": objects["acme"], "token": revocable,
+    }  # fmt: skip
 
 
 def url_for(route: Route, world: dict[str, Any]) -> str:
@@ -142,7 +147,9 @@ def url_for(route: Route, world: dict[str, Any]) -> str:
         "<str:name>": {"account": "sandbox", "cluster": "main"}.get(
             (route.name or "").split("_")[0], "web"
         ),
-        "<int:pk>": str(world["deployment"].pk),
+        "<int:pk>": str(
+            world["token"].pk if route.name == "api_token_revoke" else world["deployment"].pk
+        ),
         "<int:id>": str(world["deployment"].pk),
         "<int:version>": "1",
         "(?P<path>.*)": "no/such/thing",
@@ -165,6 +172,7 @@ DASHBOARD_METHODS = {
     "home": ("GET",), "page": ("GET",), "object": ("GET",), "object_writable": ("GET", "POST"),
     "create": ("GET", "POST"), "action": ("POST",), "object_action": ("POST",),
     "switch": ("POST",), "sign_in": ("GET", "POST"), "sign_out": ("POST",),
+    "owner_action": ("POST",), "owner_object_action": ("POST",),
 }  # fmt: skip
 
 
@@ -186,6 +194,10 @@ def dashboard_expectation(kind: str, role: str, method: str) -> set[int]:
         return {404} if role == "staff" else {200}
     if kind == "switch":
         return {302, 404}  # to a team the user belongs to, else 404
+    if kind.startswith("owner_"):  # API tokens: only owners of the team
+        if role == "staff" or (role == "outsider" and kind == "owner_object_action"):
+            return {404}
+        return ALLOWED if role in ("owner", "outsider") else {403}
     if kind in ("create", "action"):
         if role == "outsider":  # a member of their own team, acting there
             return {200} if method == "GET" else ALLOWED
