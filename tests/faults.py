@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,9 +45,10 @@ def throttled(share: float, seed: int = 30) -> Iterator[list[str]]:
     """Throttle `share` of the AWS calls made inside; yields the services throttled, in order."""
     chance = random.Random(seed)
     hits: list[str] = []
+    this_thread = threading.get_ident()  # only the test's own calls: other threads stay clean
 
     def throttle(request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
-        if chance.random() < share:
+        if threading.get_ident() == this_thread and chance.random() < share:
             service = event_name.split(".")[1]
             hits.append(service)
             return throttling_response(request, service)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -275,9 +276,10 @@ def test_an_unreachable_aws_is_waited_out_with_growing_back_off(
     team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
 ) -> None:
     outage = {"calls_left": 25}
+    this_thread = threading.get_ident()  # stray threads of other tests must not use it up
 
     def unreachable(request: Any, **kwargs: Any) -> None:
-        if outage["calls_left"] > 0:
+        if outage["calls_left"] > 0 and threading.get_ident() == this_thread:
             outage["calls_left"] -= 1
             raise EndpointConnectionError(endpoint_url=request.url)
 
