@@ -1,8 +1,10 @@
-"""`python -m bench.run`: every benchmark in one run, on one sandbox, printed as one table.
+"""`python -m bench.run`: every benchmark in one run, printed as one table.
 
 Everything runs against a fresh var dir (SQLite database, secret key, embedded Redis socket) made
-for this run and removed after it, and a sandbox on a free 127.0.0.1 port; the results are also
-written to var/bench/results.json. See bench/README.md for how to read the table.
+for this run and removed after it: parts 1-3 against a sandbox on a free 127.0.0.1 port, parts
+4-5 against the dashboard's pages (in-process, then served by gunicorn), part 6 in a process of
+its own (`python -m bench.load`, the whole product under load). The results are also written to
+var/bench/results.json. See bench/README.md for how to read the table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bench.deploy_latency import LatencyRow
+    from bench.http_load import LoadRow
+    from bench.pages import PageRow
     from bench.rollouts import FollowRow
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -34,10 +38,12 @@ RESULTS = BASE_DIR / "var" / "bench" / "results.json"
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument(
-        "--parts", default="1,2,3", help="which parts to run, e.g. 1,3 (default: all)"
+        "--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 1,3 (default: all)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="part 2 up to 100 rollouts, 5 latency samples"
+        "--quick",
+        action="store_true",
+        help="part 2 up to 100 rollouts, 5 latency samples; shorter timings and loads (4-6)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run's var dir")
     return parser.parse_args(argv)
@@ -77,17 +83,23 @@ class Line:
     scenario: str
     tool: str
     outcome: str
-    calls: str
-    follow: str
-    wall: str
-    latency: str
+    calls: str = "—"
+    follow: str = "—"
+    wall: str = "—"
+    latency: str = "—"
+    queries: str = "—"  # parts 4-6: SQL queries per page
+    rate: str = "—"  # requests per second
+    ms: str = "—"  # server (part 4) or client-seen (5, 6) time per request
     target: str = "—"
 
 
 HEADER = Line(
-    "part", "scenario", "tool", "said", "AWS calls/rollout", "follow calls/rollout", "wall s p50",
-    "latency s p50 / p95", "target",
+    part="part", scenario="scenario", tool="tool", outcome="said", calls="AWS calls/rollout",
+    follow="follow calls/rollout", wall="wall s p50", latency="latency s p50 / p95",
+    queries="SQL queries", rate="req/s", ms="ms p50 / p95 / p99", target="target",
 )  # fmt: skip
+# Shown only when a row printed has something in them, so each part's table stays narrow.
+OPTIONAL_COLUMNS = ("calls", "follow", "wall", "latency", "queries", "rate", "ms")
 
 
 def seconds(value: float) -> str:
@@ -153,7 +165,12 @@ def latency_line(row: LatencyRow) -> Line:
 
 
 def render(lines: Sequence[Line]) -> str:
-    rows = [list(vars(line).values()) for line in [HEADER, *lines]]
+    shown = [
+        name
+        for name in vars(HEADER)
+        if name not in OPTIONAL_COLUMNS or any(getattr(line, name) != "—" for line in lines)
+    ]
+    rows = [[getattr(line, name) for name in shown] for line in [HEADER, *lines]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def fmt(row: list[str]) -> str:
@@ -259,9 +276,38 @@ def tick_note(row: FollowRow) -> str:
 # Running it all
 
 
-def run_parts(
-    parts: set[str], quick: bool, var_dir: Path
-) -> tuple[list[FollowRow], list[FollowRow], list[LatencyRow], dict[str, Any]]:
+@dataclass
+class Results:
+    part1: list[FollowRow]
+    part2: list[FollowRow]
+    part3: list[LatencyRow]
+    part4: list[PageRow]
+    part5: list[LoadRow]
+    part6: dict[str, Any] | None
+    sandbox_info: dict[str, Any]
+
+
+def run_parts(parts: set[str], quick: bool, var_dir: Path) -> Results:
+    from bench import http_load, pages
+
+    results = Results([], [], [], [], [], None, {})
+    # Pages first, on a database no other part has written to yet: the admin lists every
+    # team's rows, and its smaller size must be small.
+    if "4" in parts:
+        results.part4 = pages.part_four(quick=quick)
+    if "5" in parts:
+        results.part5 = http_load.part_five(var_dir, quick=quick)
+    # Their rollout in flight is on no sandbox: the tick of parts 1-3 must not follow it.
+    pages.end_rollouts_in_flight()
+    if parts & {"1", "2", "3"}:
+        run_rollout_parts(parts, quick, var_dir, results)
+    if "6" in parts:
+        results.part6 = run_load(var_dir, quick)
+    return results
+
+
+def run_rollout_parts(parts: set[str], quick: bool, var_dir: Path, results: Results) -> None:
+    """Parts 1-3, on one sandbox in this process and the run's embedded Redis."""
     from django.conf import settings
 
     from bench import deploy_latency, rollouts
@@ -273,22 +319,19 @@ def run_parts(
     sandbox.start()
     settings.TINYSTACKS_SANDBOX_URL = sandbox.url
     os.environ["TINYSTACKS_SANDBOX_URL"] = sandbox.url  # for the worker of part 3
-    part1: list[FollowRow] = []
-    part2: list[FollowRow] = []
-    part3: list[LatencyRow] = []
     try:
         team, account = bench_team()
         if "1" in parts:
-            part1 = rollouts.part_one(sandbox, team, account, quick=quick)
+            results.part1 = rollouts.part_one(sandbox, team, account, quick=quick)
         # Before part 2, whose hundreds of services would slow every simulated tick.
         if "3" in parts:
             samples = 5 if quick else deploy_latency.SAMPLES
-            part3 = deploy_latency.part_three(sandbox, team, account, var_dir, samples)
+            results.part3 = deploy_latency.part_three(sandbox, team, account, var_dir, samples)
         if "2" in parts:
             scenarios = [s for s in rollouts.SCALE_SCENARIOS if not quick or s[0] <= 100]
-            part2 = rollouts.part_two(sandbox, team, account, scenarios)
+            results.part2 = rollouts.part_two(sandbox, team, account, scenarios)
         ticks = sandbox.simulator.tick_durations
-        sandbox_info = {
+        results.sandbox_info = {
             "url": sandbox.url,
             "tick_seconds": sandbox.tick_seconds,
             "simulator_ticks": len(ticks),
@@ -298,12 +341,35 @@ def run_parts(
         sandbox.stop()
         redis.terminate()
         redis.wait(timeout=10)
-    return part1, part2, part3, sandbox_info
 
 
-def build_lines(
-    part1: Sequence[FollowRow], part2: Sequence[FollowRow], part3: Sequence[LatencyRow]
-) -> tuple[list[Line], list[Target]]:
+def run_load(var_dir: Path, quick: bool) -> dict[str, Any]:
+    """Part 6 is `python -m bench.load`, in a process of its own: its own var dir (under this
+    run's), database, Redis, sandbox, web server and workers, all DEBUG off."""
+    output = var_dir / "load.json"
+    command = [sys.executable, "-m", "bench.load", "--json", str(output)]
+    process = subprocess.Popen(
+        command + (["--quick"] if quick else []),
+        cwd=BASE_DIR,
+        env=os.environ | {"TINYSTACKS_VAR_DIR": str(var_dir)},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        code = process.wait()
+    finally:
+        if process.poll() is None:  # interrupted: let it stop what it started
+            process.terminate()
+            process.wait()
+    if code:
+        raise RuntimeError(f"part 6 (python -m bench.load) failed with exit status {code}")
+    results: dict[str, Any] = json.loads(output.read_text())
+    return results
+
+
+def build_lines(results: Results) -> tuple[list[Line], list[Target]]:
+    from bench import http_load, load, pages
+
+    part1, part2, part3 = results.part1, results.part2, results.part3
     lines: list[Line] = []
     targets: list[Target] = []
     checks = part_one_targets(part1)
@@ -320,10 +386,17 @@ def build_lines(
         line.target = "; ".join(t.cell() for t in mine) + tick_note(row)
         lines.append(line)
     lines += [latency_line(row) for row in part3]
+    for more, checked in (
+        pages.lines(results.part4),
+        http_load.lines(results.part5),
+        load.lines(results.part6) if results.part6 else ([], []),
+    ):
+        lines += more
+        targets += checked
     return lines, targets
 
 
-def as_dicts(rows: Sequence[FollowRow | LatencyRow]) -> list[dict[str, Any]]:
+def as_dicts(rows: Sequence[FollowRow | LatencyRow | PageRow | LoadRow]) -> list[dict[str, Any]]:
     return [row.as_dict() for row in rows]
 
 
@@ -334,25 +407,28 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    from bench.http_load import exit_on_sigterm
+
+    exit_on_sigterm()
     began = time.monotonic()
     var_dir = prepare_environment()
     from bench import peers
 
+    load_before = os.getloadavg()
     try:
-        part1, part2, part3, sandbox_info = run_parts(
-            set(args.parts.split(",")), args.quick, var_dir
-        )
+        results = run_parts(set(args.parts.split(",")), args.quick, var_dir)
     finally:
         if not args.keep:
             shutil.rmtree(var_dir, ignore_errors=True)
-    lines, targets = build_lines(part1, part2, part3)
+    lines, targets = build_lines(results)
     runtime = time.monotonic() - began
     versions = peers.versions()
+    sandbox_info = results.sandbox_info
     print(
         f"TinyStacks vs ecs-deploy {versions['ecs-deploy']} and awscli {versions['awscli']} on "
-        f"the local sandbox (tick {sandbox_info['tick_seconds']:g} s; every tool polls every "
-        f"1 s unless its row says otherwise) — {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}"
+        f"the local sandbox (tick {sandbox_info.get('tick_seconds', 1.0):g} s; every tool polls "
+        f"every 1 s unless its row says otherwise) — {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, load average {load_before[0]:.1f} at the start"
     )
     print(render(lines))
     passed = sum(t.passed for t in targets)
@@ -365,15 +441,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         {
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "runtime_seconds": round(runtime, 1),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_at_start": [round(x, 2) for x in load_before],
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            },
             "versions": versions,
             "sandbox": sandbox_info,
             "options": {"parts": args.parts, "quick": args.quick},
             "table": [vars(line) for line in lines],
             "targets": [vars(t) for t in targets],
-            "part1_follow": as_dicts(part1),
-            "part2_many_rollouts": as_dicts(part2),
-            "part3_deploy_latency": as_dicts(part3),
+            "part1_follow": as_dicts(results.part1),
+            "part2_many_rollouts": as_dicts(results.part2),
+            "part3_deploy_latency": as_dicts(results.part3),
+            "part4_pages": as_dicts(results.part4),
+            "part5_http": as_dicts(results.part5),
+            "part6_load": results.part6,
         },
     )
     return 0

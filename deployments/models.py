@@ -364,7 +364,13 @@ class Deployment(models.Model):
                 violation_error_message="A rollout is already in flight for this app.",
             ),
         ]
-        indexes = [models.Index(fields=["status"], name="deployment_status_idx")]
+        indexes = [
+            models.Index(fields=["status"], name="deployment_status_idx"),
+            # "The app's latest successful rollout" (its live release), read on every page poll.
+            models.Index(
+                fields=["app", "status", "-finished_at", "-id"], name="deployment_app_latest_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.release} rollout #{self.pk}"
