@@ -407,7 +407,8 @@ def run_deployment(job: Job) -> None:
         _deployment_failed(deployment, message)
         raise JobFailed(message) from error
     App.objects.filter(pk=app.pk).update(service_arn=started.service_arn)
-    if service is None:
+    # Also when a crashed run created the service but died before applying its scaling.
+    if service is None or app.scaling.applied_at is None:
         deployment_event(deployment, apply_app_scaling(app, access))
     transition(
         deployment,
