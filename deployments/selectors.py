@@ -44,33 +44,6 @@ def memberships_of(user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
 
 
-def membership_for(user: User, team_slug: str | None) -> Membership | None:
-    """The user's membership of the team they chose, else of their first team; None if none."""
-    memberships = memberships_of(user)
-    if team_slug:
-        chosen = memberships.filter(team__slug=team_slug).first()
-        if chosen:
-            return chosen
-    return memberships.first()
-
-
-@dataclass(frozen=True)
-class Overview:
-    apps: list[App]
-    clusters: list[Cluster]
-
-
-def overview_for(membership: Membership) -> Overview:
-    apps = App.objects.filter(team_id=membership.team_id).select_related("cluster").order_by("name")
-    clusters = (
-        Cluster.objects.filter(team_id=membership.team_id)
-        .exclude(status=Cluster.Status.DELETED)
-        .select_related("account")
-        .order_by("name")
-    )
-    return Overview(apps=list(apps), clusters=list(clusters))
-
-
 def accounts_of(team: Team) -> QuerySet[AwsAccount]:
     return AwsAccount.objects.filter(team=team).order_by("name")
 
