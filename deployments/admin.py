@@ -238,8 +238,8 @@ class JobAdmin(admin.ModelAdmin[Job]):
     list_select_related = ["team", "target_type"]
     search_fields = ["kind", "rq_id", "error", "team__slug"]
     readonly_fields = ["kind", "status", "team", "target_type", "target_id", "rq_id", "attempts",
-                       "error", "log", "created_by", "created_at", "started_at", "finished_at",
-                       "rq_link"]  # fmt: skip
+                       "error", "log", "created_by", "created_at", "started_at", "heartbeat_at",
+                       "finished_at", "rq_link"]  # fmt: skip
 
     @admin.display(description="RQ job")
     def rq_link(self, job: Job) -> str:

@@ -7,9 +7,12 @@ by two workers) runs once; the outcome, error and log lines are written back to 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Callable
-from datetime import UTC, timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import django_rq
 from botocore.exceptions import (
@@ -19,16 +22,19 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+from django import db
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import F, Q
 from django.utils import timezone
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
-from rq.job import JobStatus
+from rq.job import JobStatus, get_current_job
 
 from deployments import encryption, signin, tracker
 from deployments.aws import ecs_services, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
-from deployments.aws.clients import AccountAccess
+from deployments.aws.clients import AccountAccess, add_client_hook
 from deployments.aws.errors import describe_aws_error
 from deployments.aws.identity import caller_identity
 from deployments.aws_access import account_access, app_names
@@ -87,36 +93,135 @@ def enqueue(job: Job) -> None:
 
 
 def run_job(job_id: int) -> None:
-    """The one function RQ calls: claim the row, run its handler, record how it ended."""
+    """The one function RQ calls: claim the row, run its handler, record how it ended.
+
+    A run is the row's for as long as the row carries the run's RQ id: the reconciler gives a
+    lost run's row a new id, so a run that comes back (a frozen worker thawed, an RQ job left
+    behind by a flush) can no longer write to AWS or to the row.
+    """
     job = Job.objects.get(pk=job_id)
+    running_as = rq_current_id() or job.rq_id
+    mine = Q(rq_id=running_as)
+    now = timezone.now()
     claimed = transition(
-        job, Job.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, error=""
-    )
+        job, Job.Status.RUNNING, where=mine,
+        started_at=now, heartbeat_at=now, attempts=F("attempts") + 1, error="",
+    )  # fmt: skip
     if not claimed:
-        logger.info("job %s is %s; not running it again", job_id, job.status)
+        logger.info("job %s is %s (RQ id %s); not running it", job_id, job.status, job.rq_id)
         return
-    try:
-        HANDLERS[job.kind](job)
-    except RetryLater as wait:
-        log_line(job, f"{wait}; trying again in {wait.delay:g} s")
-        # Waiting is not a failed attempt: the reconciler's give-up count stays where it was.
-        transition(
-            job, Job.Status.QUEUED, attempts=F("attempts") - 1,
-            retries=F("retries") + int(wait.transient), log=job.log,
-        )  # fmt: skip
-        django_rq.get_queue("default").enqueue_in(
-            timedelta(seconds=wait.delay), run_job, job.pk, job_id=job.rq_id
-        )
-    except Exception as error:
-        if isinstance(error, JobFailed):
-            message = str(error)
-            logger.warning("job %s (%s) failed: %s", job_id, job.kind, message)
+    with held(job, running_as):
+        try:
+            HANDLERS[job.kind](job)
+        except RetryLater as wait:
+            log_line(job, f"{wait}; trying again in {wait.delay:g} s")
+            # A fresh RQ id: RQ records this execution as finished under the id it runs as.
+            retry_as = str(uuid.uuid4())
+            # Waiting is not a failed attempt: the reconciler's give-up count stays where it was.
+            if transition(
+                job, Job.Status.QUEUED, where=mine, rq_id=retry_as, attempts=F("attempts") - 1,
+                retries=F("retries") + int(wait.transient), log=job.log,
+            ):  # fmt: skip
+                django_rq.get_queue("default").enqueue_in(
+                    timedelta(seconds=wait.delay), run_job, job.pk, job_id=retry_as
+                )
+        except Exception as error:
+            if isinstance(error, JobFailed):
+                message = str(error)
+                logger.warning("job %s (%s) failed: %s", job_id, job.kind, message)
+            else:
+                message = describe_aws_error(error)
+                logger.exception("job %s (%s) failed: %s", job_id, job.kind, message)
+            transition(
+                job, Job.Status.FAILED, where=mine,
+                error=message, finished_at=timezone.now(), log=job.log,
+            )  # fmt: skip
         else:
-            message = describe_aws_error(error)
-            logger.exception("job %s (%s) failed: %s", job_id, job.kind, message)
-        transition(job, Job.Status.FAILED, error=message, finished_at=timezone.now(), log=job.log)
-    else:
-        transition(job, Job.Status.SUCCEEDED, finished_at=timezone.now(), log=job.log)
+            transition(
+                job, Job.Status.SUCCEEDED, where=mine, finished_at=timezone.now(), log=job.log
+            )
+
+
+def rq_current_id() -> str | None:
+    """The id of the RQ job this code runs in; None outside a worker (tests, the shell)."""
+    current = get_current_job()
+    return current.id if current else None
+
+
+class Superseded(BaseException):
+    """This run lost its job to another run: stop at once, write nothing.
+
+    A BaseException so that no handler's `except Exception` records it as the job's failure.
+    """
+
+
+_running = threading.local()  # (job pk, RQ id) of the run this thread is doing, for fence()
+
+
+@contextmanager
+def held(job: Job, running_as: str) -> Iterator[None]:
+    """While a run holds its job: refresh the row's heartbeat (on a worker), and fence the run's
+    AWS writes. A run that is superseded stops here, leaving the row to the run that has it."""
+    _running.job = (job.pk, running_as)
+    stop = threading.Event()
+    beating = threading.Thread(target=beat, args=(job.pk, running_as, stop), daemon=True)
+    # Only a worker's run can be taken for lost by the reconciler; in-process runs (tests) run
+    # inside transactions that a second connection must not wait on.
+    if rq_current_id():
+        beating.start()
+    try:
+        yield
+    except Superseded as superseded:
+        logger.warning("job %s: %s; this run stops, the other goes on", job.pk, superseded)
+    finally:
+        _running.job = None
+        stop.set()
+        if beating.is_alive():
+            beating.join(timeout=5)
+
+
+def heartbeat_seconds() -> float:
+    return settings.TINYSTACKS_STALE_JOB_SECONDS / 4
+
+
+def beat(job_pk: int, running_as: str, stop: threading.Event) -> None:
+    """Refresh the running row's heartbeat until told to stop or the row is no longer ours."""
+    try:
+        while not stop.wait(heartbeat_seconds()):
+            try:
+                ours = Job.objects.filter(
+                    pk=job_pk, rq_id=running_as, status=Job.Status.RUNNING
+                ).update(heartbeat_at=timezone.now())
+            except DatabaseError as error:  # the database is away: try at the next beat
+                logger.warning("job %s: heartbeat not recorded: %s", job_pk, error)
+                db.close_old_connections()
+                continue
+            if not ours:
+                return
+    finally:
+        db.connections.close_all()  # this thread's connections only
+
+
+def fence(model: Any, **kwargs: Any) -> None:
+    """botocore before-call hook: a run may change AWS only while its job is still its own.
+
+    Reads are let through; a write is checked against the row first. If the row cannot be read
+    the run stops too: the reconciler gives the job to a new run once the heartbeat is stale.
+    """
+    held_job = getattr(_running, "job", None)
+    if held_job is None or model.name.startswith(READ_OPERATIONS):
+        return
+    job_pk, running_as = held_job
+    try:
+        ours = Job.objects.filter(pk=job_pk, rq_id=running_as, status=Job.Status.RUNNING).exists()
+    except DatabaseError as error:
+        raise Superseded(f"cannot confirm it still holds the job ({error})") from error
+    if not ours:
+        raise Superseded(f"another run has the job; {model.name} not called")
+
+
+READ_OPERATIONS = ("Describe", "List", "Get")
+add_client_hook("before-call", fence)
 
 
 def target_pk(job: Job) -> int:
@@ -499,23 +604,42 @@ def tick() -> None:
         lock.release()
 
 
-def rq_is_alive(rq_job: RqJob) -> bool:
-    """Waiting to run, or running on a worker that still beats."""
+def lease_expired(job: Job) -> bool:
+    """A running row whose run has not beaten for TINYSTACKS_STALE_JOB_SECONDS: its worker is
+    gone (killed, frozen, cut off), whatever Redis says or has forgotten."""
+    last = job.heartbeat_at or job.started_at or job.created_at
+    return last < stale_before()
+
+
+def stale_before() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.TINYSTACKS_STALE_JOB_SECONDS)
+
+
+def rq_is_waiting(rq_job: RqJob) -> bool:
+    """Waiting to run (a scheduled job only until it is overdue: the scheduler that should have
+    queued it died holding RQ's scheduler lock), or picked up by a worker that still beats."""
     status = rq_job.get_status(refresh=False)
+    if status == JobStatus.SCHEDULED:
+        registry = django_rq.get_queue("default").scheduled_job_registry
+        try:
+            due: datetime = registry.get_scheduled_time(rq_job)
+        except NoSuchJobError:
+            return False
+        return due > stale_before()
     if status == JobStatus.STARTED:
         beat = rq_job.last_heartbeat
         if beat is None:
             return True
-        beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
-        return timezone.now() - beat < timedelta(seconds=settings.TINYSTACKS_STALE_JOB_SECONDS)
+        return (beat if beat.tzinfo else beat.replace(tzinfo=UTC)) > stale_before()
     return status in RQ_WAITING
 
 
 def jobs_requeue_lost() -> int:
-    """Re-enqueue jobs whose RQ job is gone (Redis flushed, enqueue failed, worker killed).
+    """Re-enqueue jobs whose run is lost (worker killed or frozen, Redis flushed, enqueue failed).
 
-    The database row is the truth: a row still queued or running with no live RQ job behind it
-    is work that would otherwise never finish. Returns how many were re-enqueued.
+    The database row is the truth: a running row is lost when its heartbeat is stale; a queued
+    row when no RQ job is waiting to run it. Each gets a new RQ id, which fences off any run
+    still holding the old one. Returns how many were re-enqueued.
     """
     unfinished = list(
         Job.objects.filter(
@@ -529,21 +653,40 @@ def jobs_requeue_lost() -> int:
     rq_jobs = RqJob.fetch_many([job.rq_id for job in unfinished], connection=connection)
     requeued = 0
     for job, rq_job in zip(unfinished, rq_jobs, strict=True):
-        if rq_job is not None and rq_is_alive(rq_job):
+        if job.status == Job.Status.RUNNING:
+            if not lease_expired(job):
+                continue
+        elif rq_job is not None and rq_is_waiting(rq_job):
             continue
         if job.attempts >= MAX_ATTEMPTS:
             transition(
                 job,
                 Job.Status.FAILED,
+                where=Q(rq_id=job.rq_id),
                 error=f"Gave up after {job.attempts} attempts; the worker running it was lost.",
                 finished_at=timezone.now(),
             )
             continue
-        if job.status == Job.Status.RUNNING and not transition(job, Job.Status.QUEUED):
-            continue
-        job.rq_id = str(uuid.uuid4())
-        job.save(update_fields=["rq_id"])
-        enqueue(job)
-        logger.warning("re-enqueued lost job %s (%s)", job.pk, job.kind)
-        requeued += 1
+        if requeue(job):
+            if rq_job is not None:
+                rq_job.delete()  # an overdue scheduled job must not run later as well
+            logger.warning("re-enqueued lost job %s (%s)", job.pk, job.kind)
+            requeued += 1
     return requeued
+
+
+def requeue(job: Job) -> bool:
+    """Queue `job` again under a new RQ id, unless its row moved on since it was read."""
+    still_lost, new_id = Q(rq_id=job.rq_id), str(uuid.uuid4())
+    if job.status == Job.Status.RUNNING:
+        # Not if the run beat again since the row was read.
+        still_lost &= Q(heartbeat_at=job.heartbeat_at)
+        moved = transition(job, Job.Status.QUEUED, where=still_lost, rq_id=new_id)
+    else:
+        moved = bool(
+            Job.objects.filter(still_lost, pk=job.pk, status=Job.Status.QUEUED).update(rq_id=new_id)
+        )
+        job.rq_id = new_id
+    if moved:
+        enqueue(job)
+    return moved

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
@@ -63,7 +64,7 @@ def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datet
     )
     if view is not None:
         _record_events(deployment, view)
-    counts = {
+    counts: dict[str, Any] = {
         "desired_count": verdict.desired,
         "running_count": verdict.running,
         "pending_count": verdict.pending,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -101,3 +102,10 @@ def make_audit_entry(team: Team, actor: User | None = None, **fields: Any) -> Au
     return AuditEntry.objects.create(
         **{"team": team, "actor": actor, "action": "app.deploy", "target_repr": "x", **fields}
     )
+
+
+def backdate_lost(job: Job) -> None:
+    """Age `job`'s row as if its worker died minutes ago: past the reconciler's enqueue grace,
+    its heartbeat long stale."""
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Job.objects.filter(pk=job.pk).update(created_at=long_ago, heartbeat_at=long_ago)

@@ -12,14 +12,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
 from botocore.exceptions import EndpointConnectionError
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from deployments import jobs
 from deployments.aws import clients, provisioning
@@ -168,7 +166,7 @@ def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
         jobs.run_job(job.pk)
     monkeypatch.undo()
     rq_redis.flushdb()  # the dead worker's RQ job is gone with it
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    factories.backdate_lost(job)
 
     assert jobs.jobs_requeue_lost() == 1
     finished = wait_for_in_process(cluster)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from deployments import jobs, tracker
 from deployments.aws import ecs_services
@@ -28,6 +26,7 @@ from deployments.services import (
     live_release,
     scaling_update,
 )
+from tests import factories
 from tests.conftest import aws, wait_for_in_process
 from tests.faults import throttled
 
@@ -169,7 +168,7 @@ def test_a_worker_killed_between_registering_and_updating_rolls_out_once(
         jobs.run_job(job.pk)
     monkeypatch.undo()
     rq_redis.flushdb()
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    factories.backdate_lost(job)
     assert jobs.jobs_requeue_lost() == 1
 
     finished = follow(deployment)

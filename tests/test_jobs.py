@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import django_rq
 import pytest
 import redis
 from django.utils import timezone
@@ -15,6 +16,8 @@ from rq.job import Job as RqJob
 from rq.job import JobStatus
 
 from deployments import jobs
+from deployments.aws import clients
+from deployments.aws_access import account_access
 from deployments.models import AwsAccount, Job, Team
 from deployments.services import account_verify
 from tests import factories
@@ -96,7 +99,7 @@ def test_work_lost_by_redis_is_enqueued_again_by_the_tick(
 ) -> None:
     job = account_verify(account=account, actor=None)
     rq_redis.flushdb()  # Redis lost everything: the row is all that is left
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    factories.backdate_lost(job)
 
     jobs.tick()
     worker = run_worker(redis_url, TINYSTACKS_SANDBOX_URL=aws_endpoint)
@@ -112,7 +115,7 @@ def test_a_job_whose_worker_died_is_run_again(
     job = factories.make_job(
         account.team, account, status=Job.Status.RUNNING, attempts=1, rq_id="lost-with-its-worker"
     )
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    factories.backdate_lost(job)
 
     assert jobs.jobs_requeue_lost() == 1
     worker = run_worker(redis_url, TINYSTACKS_SANDBOX_URL=aws_endpoint)
@@ -128,7 +131,7 @@ def test_the_tick_gives_up_after_repeated_losses(
     job = factories.make_job(
         account.team, account, status=Job.Status.RUNNING, attempts=jobs.MAX_ATTEMPTS, rq_id="gone"
     )
-    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+    factories.backdate_lost(job)
 
     jobs.jobs_requeue_lost()
 
@@ -145,21 +148,122 @@ def test_fresh_rows_are_left_for_their_own_enqueue(
     assert jobs.jobs_requeue_lost() == 0
 
 
-def test_a_started_job_whose_worker_stopped_beating_is_run_again(
+def test_a_running_job_is_left_to_its_run_while_the_run_beats_even_if_redis_forgot_it(
+    account: AwsAccount, rq_redis: redis.Redis
+) -> None:
+    job = factories.make_job(account.team, account, status=Job.Status.RUNNING, rq_id="flushed")
+    beat(job, seconds_ago=60)
+    assert jobs.jobs_requeue_lost() == 0  # still beating: leave it alone
+
+    beat(job, seconds_ago=121)
+
+    assert jobs.jobs_requeue_lost() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED
+    assert RqJob.fetch(job.rq_id, connection=rq_redis).get_status() == JobStatus.QUEUED
+
+
+def test_a_queued_job_picked_up_by_a_worker_that_stopped_beating_is_run_again(
     account: AwsAccount, rq_redis: redis.Redis
 ) -> None:
     job = account_verify(account=account, actor=None)
     jobs.enqueue(job)
-    Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.RUNNING, created_at=timezone.now() - timedelta(minutes=5)
-    )
+    factories.backdate_lost(job)
     rq_job = RqJob.fetch(job.rq_id, connection=rq_redis)
     rq_job.set_status(JobStatus.STARTED)
     rq_job.heartbeat(timezone.now() - timedelta(minutes=1), ttl=600)
-    assert jobs.jobs_requeue_lost() == 0  # still beating: leave it alone
+    assert jobs.jobs_requeue_lost() == 0  # about to claim the row
 
     rq_job.heartbeat(timezone.now() - timedelta(seconds=121), ttl=600)
 
     assert jobs.jobs_requeue_lost() == 1
     job.refresh_from_db()
-    assert job.status == Job.Status.QUEUED
+    assert job.rq_id != rq_job.id
+
+
+def test_a_job_waiting_out_its_back_off_is_requeued_only_once_overdue(
+    account: AwsAccount, rq_redis: redis.Redis
+) -> None:
+    job = factories.make_job(account.team, account, rq_id="backing-off")
+    factories.backdate_lost(job)
+    queue = django_rq.get_queue("default")
+    queue.enqueue_in(timedelta(seconds=30), jobs.run_job, job.pk, job_id=job.rq_id)
+    assert jobs.jobs_requeue_lost() == 0
+
+    # No scheduler moved it when it was due (the one holding RQ's lock died).
+    due = timezone.now() - timedelta(seconds=121)
+    queue.enqueue_at(due, jobs.run_job, job.pk, job_id=job.rq_id)
+
+    assert jobs.jobs_requeue_lost() == 1
+    job.refresh_from_db()
+    assert job.rq_id != "backing-off"
+    assert "backing-off" not in queue.scheduled_job_registry.get_job_ids()
+    assert RqJob.fetch(job.rq_id, connection=rq_redis).get_status() == JobStatus.QUEUED
+
+
+def test_a_job_that_must_wait_is_scheduled_under_a_new_rq_id(
+    account: AwsAccount, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = account_verify(account=account, actor=None)
+    first_id = job.rq_id
+
+    def throttled(job: Job) -> None:
+        raise jobs.RetryLater("AWS is throttling", 5, transient=True)
+
+    monkeypatch.setitem(jobs.HANDLERS, "verify_account", throttled)
+    jobs.run_job(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.retries, job.attempts) == (Job.Status.QUEUED, 1, 0)
+    # RQ records the finished execution under the id it ran as; the wait must not be that one.
+    assert job.rq_id != first_id
+    assert RqJob.fetch(job.rq_id, connection=rq_redis).get_status() == JobStatus.SCHEDULED
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert jobs.jobs_requeue_lost() == 0  # waiting, not lost
+
+
+def test_an_rq_job_the_reconciler_replaced_does_not_run(
+    account: AwsAccount, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = factories.make_job(account.team, account, rq_id="the-new-one")
+    ran = []
+    monkeypatch.setitem(jobs.HANDLERS, "verify_account", ran.append)
+    monkeypatch.setattr(jobs, "rq_current_id", lambda: "left-behind")
+
+    jobs.run_job(job.pk)
+
+    job.refresh_from_db()
+    assert (ran, job.status, job.attempts) == ([], Job.Status.QUEUED, 0)
+
+
+def test_a_run_that_lost_its_job_to_another_run_can_no_longer_change_aws_or_the_row(
+    account: AwsAccount, aws_endpoint: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.TINYSTACKS_SANDBOX_URL = aws_endpoint
+    job = factories.make_job(account.team, account, rq_id="first-run")
+    ec2 = clients.client(account_access(account), "ec2")
+    vpcs_before = len(ec2.describe_vpcs()["Vpcs"])
+    seen = []
+
+    def superseded_midway(job: Job) -> None:
+        # The run froze; the reconciler took its stale row for lost and gave it to another run.
+        Job.objects.filter(pk=job.pk).update(rq_id="second-run")
+        seen.append(len(ec2.describe_vpcs()["Vpcs"]))  # reading is harmless
+        ec2.create_vpc(CidrBlock="10.9.0.0/16")
+        seen.append("created")
+
+    monkeypatch.setitem(jobs.HANDLERS, "verify_account", superseded_midway)
+    jobs.run_job(job.pk)
+
+    job.refresh_from_db()
+    assert seen == [vpcs_before]
+    assert len(ec2.describe_vpcs()["Vpcs"]) == vpcs_before
+    assert (job.status, job.rq_id, job.finished_at) == (Job.Status.RUNNING, "second-run", None)
+
+
+def beat(job: Job, seconds_ago: float) -> None:
+    """The run's last heartbeat, `seconds_ago` (the reconciler's grace long past)."""
+    Job.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago),
+    )

@@ -6,6 +6,8 @@ Everything else the simulator does from the outside, on moto's backends, between
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import threading
 from collections import Counter
@@ -38,6 +40,7 @@ def apply() -> None:
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()
+        _patch_list_task_definitions()
         _patch_auto_scaling_groups()
         _applied = True
 
@@ -187,6 +190,54 @@ def _units(value: str | None) -> int:
         return 0
     number = float(match[1])
     return int(number * 1024) if match[2] else int(number)
+
+
+def _patch_list_task_definitions() -> None:
+    """moto lists every revision oldest first in one page, ignoring `sort`, `maxResults` and
+    `nextToken`; callers that ask for the newest revision (sort=DESC, maxResults=1) get the oldest.
+    ECS sorts by family, then revision number, pages up to 100 at a time and reverses both on DESC.
+    The token names the last revision of the page, so a revision registered between two pages
+    shifts nothing."""
+
+    def list_task_definitions(self: EC2ContainerServiceResponse) -> ActionResult:
+        family = self._get_param("familyPrefix")
+        status = self._get_param("status", "ACTIVE")
+        descending = self._get_param("sort", "ASC") == "DESC"
+        max_results = self._get_param("maxResults", 100)
+        if not isinstance(max_results, int) or not 1 <= max_results <= 100:
+            raise InvalidParameterException("maxResults must be between 1 and 100.")
+        listed = sorted(
+            ((definition.family, definition.revision), definition.arn)
+            for revisions in self.ecs_backend.task_definitions.values()
+            for definition in revisions.values()
+            if family in (None, definition.family) and definition.status == status
+        )
+        if descending:
+            listed.reverse()
+        token = self._get_param("nextToken")
+        if token:
+            after = _token_key(token)
+            listed = [
+                (key, arn) for key, arn in listed if (key < after if descending else key > after)
+            ]
+        page = listed[:max_results]
+        result: dict[str, Any] = {"taskDefinitionArns": [arn for _, arn in page]}
+        if len(listed) > max_results:
+            (last_family, last_revision), _ = page[-1]
+            result["nextToken"] = base64.urlsafe_b64encode(
+                f"{last_revision}:{last_family}".encode()
+            ).decode()
+        return ActionResult(result)
+
+    EC2ContainerServiceResponse.list_task_definitions = list_task_definitions  # type: ignore[method-assign]
+
+
+def _token_key(token: str) -> tuple[str, int]:
+    try:
+        revision, family = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return family, int(revision)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidParameterException("Invalid nextToken.") from None
 
 
 def _patch_auto_scaling_groups() -> None:

@@ -3,6 +3,9 @@ reconciler re-enqueues the jobs whose RQ entries vanished — work is delayed, n
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -17,6 +20,7 @@ from deployments.sandbox.server import Sandbox
 from deployments.services import app_create, cluster_create, deployment_start
 from tests.conftest import aws
 from tests.faults.conftest import (
+    STALE_JOB_SECONDS,
     TERMINAL,
     Workers,
     age,
@@ -115,8 +119,17 @@ def test_a_redis_flush_mid_rollout_loses_no_deployment(
 
     for deployment in in_flight:
         assert knows(deployment, seen[deployment.pk]), (deployment.status, seen[deployment.pk])
+    # The queued job is queued again at once; the running one once its run's heartbeat, which
+    # died with the busy worker, is stale.
+    (waiting,) = jobs_of(queued)
+    assert waiting.rq_id != lost[waiting.pk]
+    wait_until(
+        lambda: all(job.rq_id != lost[job.pk] for job in Job.objects.filter(pk__in=lost)),
+        STALE_JOB_SECONDS + 10,
+        "the busy worker's job queued again",
+        tick=True,
+    )
     for job in Job.objects.filter(pk__in=lost):
-        assert job.rq_id != lost[job.pk]
         assert RqJob.fetch(job.rq_id, connection=rq_redis) is not None
 
     workers.start()
@@ -132,35 +145,55 @@ def test_a_redis_flush_mid_rollout_loses_no_deployment(
     assert set(Job.objects.values_list("status", flat=True)) == {Job.Status.SUCCEEDED}
 
 
-DOUBLE_RUN = (
-    "After a flush the reconciler cannot tell a job still running on a live worker from a lost "
-    "one (its RQ job, heartbeat included, is gone), so it re-enqueues it at once; the second "
-    "run claims the row (RUNNING → QUEUED → RUNNING) and claim_cluster() lets the same job in, "
-    "so two runs of one provisioning job work at the same time and the first one, which had "
-    "looked for the VPC before the second made it, creates a second VPC."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=DOUBLE_RUN)
-def test_a_job_running_when_redis_is_flushed_does_not_run_twice_at_once(
+def test_a_job_running_when_redis_is_flushed_is_left_to_its_run(
     team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis, workers: Workers
 ) -> None:
     cluster = cluster_create(team=team, actor=None, account=account, name="main")
     workers.start(TINYSTACKS_FAULT_PAUSE_AFTER="aws:ec2.DescribeVpcs")
     wait_until(lambda: workers.faults(), 30, "looking for the VPC", logs=workers.logs)
     age(cluster)
+    (job,) = jobs_of(cluster)
 
     rq_redis.flushdb()  # the worker lives on, in the middle of the job
+    time.sleep(STALE_JOB_SECONDS + 1)  # longer than the heartbeat of a lost run would last
     jobs.tick()
-    workers.start()
-    wait_for_ready(cluster, workers)
-    workers.resume()
-    horse = paused_process(workers)
-    wait_until(lambda: not alive(horse), 60, "the first run over", tick=True)
 
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING
+    assert (job.rq_id, job.attempts) == (jobs_of(cluster).get().rq_id, 1)
+    workers.resume()
+    wait_for_ready(cluster, workers)
     cluster.refresh_from_db()
     assert counts(cluster_inventory(sandbox, cluster))["vpcs"] == 1
     assert_cluster_known(sandbox, cluster)
+
+
+def test_a_frozen_run_whose_job_went_to_another_run_changes_nothing_when_it_thaws(
+    team: Team, account: AwsAccount, sandbox: Sandbox, workers: Workers
+) -> None:
+    cluster = cluster_create(team=team, actor=None, account=account, name="main")
+    workers.start(TINYSTACKS_FAULT_PAUSE_AFTER="aws:ec2.DescribeVpcs")
+    wait_until(lambda: workers.faults(), 30, "looking for the VPC", logs=workers.logs)
+    age(cluster)
+    (job,) = jobs_of(cluster)
+    # Frozen (a stopped VM, a stalled host) after it found no VPC: its heartbeat stops too.
+    frozen = paused_process(workers)
+    os.kill(frozen, signal.SIGSTOP)
+
+    wait_until(
+        lambda: jobs_of(cluster).get().rq_id != job.rq_id, 30, "given to a new run", tick=True
+    )
+    workers.start()
+    wait_for_ready(cluster, workers)
+    workers.resume()
+    os.kill(frozen, signal.SIGCONT)  # it goes on to create the VPC it did not find
+    wait_until(lambda: not alive(frozen), 60, "the frozen run over", tick=True)
+
+    assert "another run has the job; CreateVpc not called" in workers.output()
+    cluster.refresh_from_db()
+    assert counts(cluster_inventory(sandbox, cluster))["vpcs"] == 1
+    assert_cluster_known(sandbox, cluster)
+    assert jobs_of(cluster).get().status == Job.Status.SUCCEEDED
 
 
 def paused_process(workers: Workers) -> int:

@@ -97,16 +97,6 @@ def test_a_rollback_the_tick_could_not_watch_is_still_reported_as_rolled_back(
     assert live_release(app) == good.release
 
 
-RERUN_EARLY = (
-    "RetryLater re-enqueues the job under the RQ id it is running as (job_id=job.rq_id), so RQ "
-    "then records that execution as FINISHED on the very job it just scheduled; "
-    "jobs.rq_is_alive() takes FINISHED for lost, and every tick re-enqueues a job that is only "
-    "backing off (once its row is 30 s old): back-off is ignored and MAX_TRANSIENT_RETRIES "
-    "(about 15 min of backing off) is used up in about a minute."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=RERUN_EARLY)
 def test_a_throttled_job_is_not_run_again_before_its_back_off_ends(
     team: Team, account: AwsAccount, sandbox: Sandbox, workers: Workers
 ) -> None:

@@ -130,16 +130,6 @@ def test_a_worker_killed_while_a_job_waits_to_retry_leaves_it_to_the_next_worker
     assert_cluster_known(sandbox, cluster)
 
 
-SCHEDULER_LOCK_STALL = (
-    "A job waiting out a RetryLater is in RQ's ScheduledJobRegistry, which only the scheduler "
-    "holding rq:scheduler-lock:default moves to the queue. A SIGKILLed worker's scheduler keeps "
-    "that lock for its 61 s TTL, a worker that could not take it at start-up tries again only "
-    "at its next maintenance run (every 10 min), and jobs.rq_is_alive() counts a SCHEDULED RQ "
-    "job as alive however overdue it is: the job waits up to ~10 min."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SCHEDULER_LOCK_STALL)
 def test_a_worker_killed_just_as_a_job_starts_waiting_leaves_it_to_the_next_worker(
     team: Team, account: AwsAccount, sandbox: Sandbox, workers: Workers
 ) -> None:
@@ -164,20 +154,7 @@ def test_a_worker_killed_just_as_a_job_starts_waiting_leaves_it_to_the_next_work
 DEPLOY_CRASHES = [
     ("v1", "deploy:registered", Deployment.Status.REGISTERING),
     ("v1", "deploy:service", Deployment.Status.UPDATING),
-    pytest.param(
-        "v2",
-        "deploy:registered",
-        Deployment.Status.REGISTERING,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason=(
-                "The sandbox ignores ListTaskDefinitions' sort and maxResults (moto returns the "
-                "family oldest first), so taskdefs._registered_for_release() reads v1's revision "
-                "instead of the newest, does not adopt the revision the killed run registered "
-                "for v2, and registers a second one."
-            ),
-        ),
-    ),
+    ("v2", "deploy:registered", Deployment.Status.REGISTERING),
     ("v2", "deploy:service", Deployment.Status.UPDATING),
 ]
 
