@@ -226,7 +226,7 @@ def test_an_rq_job_the_reconciler_replaced_does_not_run(
     account: AwsAccount, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = factories.make_job(account.team, account, rq_id="the-new-one")
-    ran = []
+    ran: list[Job] = []
     monkeypatch.setitem(jobs.HANDLERS, "verify_account", ran.append)
     monkeypatch.setattr(jobs, "rq_current_id", lambda: "left-behind")
 
@@ -243,7 +243,7 @@ def test_a_run_that_lost_its_job_to_another_run_can_no_longer_change_aws_or_the_
     job = factories.make_job(account.team, account, rq_id="first-run")
     ec2 = clients.client(account_access(account), "ec2")
     vpcs_before = len(ec2.describe_vpcs()["Vpcs"])
-    seen = []
+    seen: list[int | str] = []
 
     def superseded_midway(job: Job) -> None:
         # The run froze; the reconciler took its stale row for lost and gave it to another run.
