@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 
 from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, task_size_choices
 from deployments.models import App, AwsAccount, Cluster, Membership, ScalingSettings
+from deployments.validators import MAX_SECRET_NAME
 
 MAX_INSTANCES = 100
 
@@ -262,6 +263,22 @@ class ConfigForm(ServiceForm):
 
     def clean_config_vars(self) -> dict[str, str]:
         return parse_config_lines(self.cleaned_data["config_vars"])
+
+
+class SecretForm(ServiceForm):
+    """Add or replace one secret. The value is never rendered back, not even after an error."""
+
+    name = forms.CharField(
+        max_length=MAX_SECRET_NAME,
+        help_text="Letters, digits and underscores, e.g. DATABASE_PASSWORD.",
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
+    value = forms.CharField(
+        strip=False,
+        help_text="Encrypted at once and handed to ECS through SSM Parameter Store; it is never "
+        "shown again. Saving makes a new release of the live image and deploys it.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False),
+    )
 
 
 class ConfirmNameForm(ServiceForm):

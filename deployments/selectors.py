@@ -723,17 +723,24 @@ RELEASE_SETTINGS = (
 @dataclass(frozen=True)
 class ReleaseChanges:
     """What a release changed against the one before it: names of config vars only (values may
-    be secrets), and settings with their old and new values."""
+    be secrets), names of secrets added or removed, and settings with their old and new values.
+    (A replaced secret cannot be told from one re-encrypted by key rotation: the release's
+    description says which secret was set.)"""
 
     image: tuple[str, str] | None
     added: list[str]
     removed: list[str]
     changed: list[str]
+    secrets_added: list[str]
+    secrets_removed: list[str]
     settings: list[tuple[str, str, str]]  # (what, before, after)
 
     @property
     def nothing(self) -> bool:
-        return not (self.image or self.added or self.removed or self.changed or self.settings)
+        return not (
+            self.image or self.added or self.removed or self.changed or self.secrets_added
+            or self.secrets_removed or self.settings
+        )  # fmt: skip
 
 
 def _setting(template: str, value: object) -> str:
@@ -743,11 +750,14 @@ def _setting(template: str, value: object) -> str:
 def release_changes(before: Release, after: Release) -> ReleaseChanges:
     old_env: dict[str, str] = before.config.get("env") or {}
     new_env: dict[str, str] = after.config.get("env") or {}
+    old_secrets, new_secrets = (set(r.config.get("secrets") or {}) for r in (before, after))
     return ReleaseChanges(
         image=(before.image, after.image) if before.image != after.image else None,
         added=sorted(set(new_env) - set(old_env)),
         removed=sorted(set(old_env) - set(new_env)),
         changed=sorted(k for k in set(new_env) & set(old_env) if new_env[k] != old_env[k]),
+        secrets_added=sorted(new_secrets - old_secrets),
+        secrets_removed=sorted(old_secrets - new_secrets),
         settings=[
             (
                 label,

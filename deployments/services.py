@@ -13,6 +13,7 @@ from django.db import models, transaction
 from django.db.models import Max
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from deployments import encryption, jobs
 from deployments.capacity import DEFAULT_INSTANCE_TYPE
@@ -30,7 +31,7 @@ from deployments.models import (
     Team,
 )
 from deployments.transitions import transition
-from deployments.validators import validate_config_vars, validate_image
+from deployments.validators import validate_config_vars, validate_image, validate_secret
 
 Actor = AbstractBaseUser | AnonymousUser | None
 
@@ -315,17 +316,19 @@ def _refuse_if_in_flight(app: App) -> None:
 
 
 def _deploy(
-    *, app: App, actor: Actor, release: Release, ip_address: str | None, action: str
-) -> Deployment:
+    *, app: App, actor: Actor, release: Release, ip_address: str | None, action: str,
+    details: dict[str, Any] | None = None,
+) -> Deployment:  # fmt: skip
     """Start rolling out `release`; the caller holds the app's row lock and has refused if a
-    rollout is in flight."""
+    rollout is in flight. `details` adds to the audit entry's."""
     deployment = Deployment.objects.create(
         app=app, release=release, desired_count=app.desired_count,
         started_by=_actor_or_none(actor),
     )  # fmt: skip
     audit_record(
         team=app.team, actor=actor, action=action, target=app, ip_address=ip_address,
-        details={"release": release.label, "image": release.image, "deployment": deployment.pk},
+        details={"release": release.label, "image": release.image, "deployment": deployment.pk}
+        | (details or {}),
     )  # fmt: skip
     job_enqueue(kind="run_deployment", target=deployment, team=app.team, created_by=actor)
     return deployment
@@ -427,13 +430,17 @@ def _release_new_config(app: App, actor: Actor, description: str) -> Release:
     )  # fmt: skip
 
 
+# Error reports (the admins' email) show no local variable of this call or of those it makes:
+# the value passes through several.
+@sensitive_variables()
 @transaction.atomic
 def secret_set(
     *, app: App, actor: Actor, name: str, value: str, ip_address: str | None = None
 ) -> Deployment:
-    """Set a secret config var: encrypted at rest, handed to ECS through SSM Parameter Store
-    (a SecureString per release), never shown again. Makes a release and deploys it."""
-    validate_config_vars({name: value})
+    """Set (add or replace) a secret config var: encrypted at rest, handed to ECS through SSM
+    Parameter Store (a SecureString per release), never shown again. Makes a release and deploys
+    it. Refusals are keyed "name" or "value" and never quote the value."""
+    validate_secret(name, value)
     app = _locked(app)
     if name in app.config_vars:
         raise ValidationError({"name": f"{name} is a plain config var; remove it first."})
@@ -442,12 +449,14 @@ def secret_set(
     app.save(update_fields=["secrets", "updated_at"])
     release = _release_new_config(app, actor, f"Secret set: {name}")
     return _deploy(
-        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret"
-    )
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret",
+        details={"secret": name, "change": "set"},
+    )  # fmt: skip
 
 
 @transaction.atomic
 def secret_unset(*, app: App, actor: Actor, name: str, ip_address: str | None = None) -> Deployment:
+    """Remove a secret config var: a release without it, deployed at once."""
     app = _locked(app)
     if name not in app.secrets:
         raise ValidationError({"name": f"{app.name} has no secret named {name}."})
@@ -456,8 +465,9 @@ def secret_unset(*, app: App, actor: Actor, name: str, ip_address: str | None = 
     app.save(update_fields=["secrets", "updated_at"])
     release = _release_new_config(app, actor, f"Secret removed: {name}")
     return _deploy(
-        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret"
-    )
+        app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret",
+        details={"secret": name, "change": "removed"},
+    )  # fmt: skip
 
 
 @transaction.atomic

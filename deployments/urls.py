@@ -28,6 +28,12 @@ urlpatterns = [
     path("apps/<str:name>/", views.app_detail, name="app"),
     path("apps/<str:name>/deploy", views.app_deploy, name="app_deploy"),
     path("apps/<str:name>/config", views.app_config, name="app_config"),
+    path("apps/<str:name>/secrets", views.app_secret_set, name="app_secret_set"),
+    path(
+        "apps/<str:name>/secrets/<str:secret>/remove",
+        views.app_secret_remove,
+        name="app_secret_remove",
+    ),
     path("apps/<str:name>/delete", views.app_delete, name="app_delete"),
     path("apps/<str:name>/releases/", views.app_releases, name="app_releases"),
     path(

@@ -1,4 +1,5 @@
-"""Input rules checked before anything reaches AWS: image references and environment variables."""
+"""Input rules checked before anything reaches AWS: image references, environment variables and
+secrets."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIXES = ("AWS_", "ECS_")
 # A task definition may be at most 64 KiB; leave room for everything that is not env vars.
 MAX_ENV_BYTES = 48 * 1024
+# A secret becomes an SSM parameter: a standard-tier value holds at most 4 KB; its name goes into
+# the parameter's path, which is limited too.
+MAX_SECRET_BYTES = 4096
+MAX_SECRET_NAME = 255
 
 
 def validate_image(image: str) -> None:
@@ -65,3 +70,33 @@ def validate_config_vars(config_vars: object) -> None:
             f"Config vars take {size} bytes; at most {MAX_ENV_BYTES} fit in a task definition.",
             code="config",
         )
+
+
+def validate_secret(name: str, value: str) -> None:
+    """The name as for config vars; a value SSM Parameter Store can hold as a SecureString.
+
+    Errors are keyed "name" or "value" and never quote the value.
+    """
+    if len(name) > MAX_SECRET_NAME:
+        raise ValidationError({"name": f"A secret's name is at most {MAX_SECRET_NAME} characters."})
+    try:
+        validate_config_vars({name: ""})
+    except ValidationError as error:
+        raise ValidationError({"name": error.messages}) from None
+    problem = _secret_value_problem(name, value)
+    if problem:
+        raise ValidationError({"value": problem})
+
+
+def _secret_value_problem(name: str, value: str) -> str | None:
+    if not value:
+        return f"Enter a value for {name}; SSM Parameter Store cannot hold an empty one."
+    if "\x00" in value:
+        return f"The value of {name} contains a null character, which is not allowed."
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        return f"The value of {name} is not valid Unicode text."
+    if size > MAX_SECRET_BYTES:
+        return f"The value of {name} is {size} bytes; at most {MAX_SECRET_BYTES} fit in SSM."
+    return None

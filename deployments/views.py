@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
@@ -34,6 +35,7 @@ from deployments.forms import (
     ConfigForm,
     DeployForm,
     ScalingForm,
+    SecretForm,
 )
 from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, name_validator
 from deployments.services import Conflict
@@ -148,6 +150,11 @@ def _done(request: AuthedRequest, url: str) -> HttpResponse:
 
 def _ip(request: AuthedRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
+
+
+def _refusal(error: ValidationError | Conflict) -> str:
+    """A service's refusal in words, for a flash message."""
+    return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
 
 
 # Overview and team
@@ -536,6 +543,7 @@ def _app_context(
     *,
     deploy_form: DeployForm | None = None,
     config_form: ConfigForm | None = None,
+    secret_form: SecretForm | None = None,
     delete_form: AppDeleteForm | None = None,
 ) -> dict[str, Any]:
     live = services.live_release(app)
@@ -548,6 +556,8 @@ def _app_context(
         "busy": rollout is not None and rollout.deployment.is_active,
         "deploy_form": deploy_form or DeployForm(initial={"image": live.image if live else ""}),
         "config_form": config_form or ConfigForm.for_app(app),
+        "secret_names": sorted(app.secrets),
+        "secret_form": secret_form or SecretForm(),
         "delete_form": delete_form or AppDeleteForm(name=app.name),
     }
 
@@ -623,6 +633,49 @@ def app_config(request: AuthedRequest, name: str) -> HttpResponse:
 
 @require_POST
 @login_required
+@sensitive_post_parameters("value")
+@vary_on_headers("HX-Request")
+def app_secret_set(request: AuthedRequest, name: str) -> HttpResponse:
+    """Add or replace a secret; on a refusal the form comes back with its value field empty."""
+    membership, app = _get_app_for_user(request, name, write=True)
+    form = SecretForm(request.POST)
+    if form.is_valid():
+        try:
+            _refuse_if_deleting(app)
+            deployment = services.secret_set(
+                app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            secret, label = form.cleaned_data["name"], deployment.release.label
+            messages.success(request, f"Saved the secret {secret} as {label}; deploying it…")
+            return _done(request, reverse("app", args=[app.name]))
+    return _app_form_errors(request, membership, app, "secret-form", secret_form=form)
+
+
+@require_POST
+@login_required
+def app_secret_remove(request: AuthedRequest, name: str, secret: str) -> HttpResponse:
+    """Remove a secret, confirmed on the app's page; the outcome is a flash message there."""
+    _, app = _get_app_for_user(request, name, write=True)
+    try:
+        _refuse_if_deleting(app)
+        deployment = services.secret_unset(
+            app=app, actor=request.user, name=secret, ip_address=_ip(request)
+        )
+    except (ValidationError, Conflict) as error:
+        messages.error(request, _refusal(error))
+    else:
+        label = deployment.release.label
+        messages.success(request, f"Removed the secret {secret} as {label}; deploying it…")
+    return _done(request, reverse("app", args=[app.name]))
+
+
+@require_POST
+@login_required
 def deployment_cancel(request: AuthedRequest, name: str, pk: int) -> HttpResponse:
     _, app, deployment = _get_deployment_for_user(request, name, pk, write=True)
     try:
@@ -685,8 +738,7 @@ def app_rollback(request: AuthedRequest, name: str, version: int) -> HttpRespons
             app=app, actor=request.user, version=version, ip_address=_ip(request)
         )
     except (ValidationError, Conflict) as error:
-        words = " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
-        messages.error(request, words)
+        messages.error(request, _refusal(error))
         return _done(request, reverse("app_releases", args=[app.name]))
     label = deployment.release.label
     messages.success(request, f"Rolling back to v{version} as {label}…")

@@ -1,5 +1,6 @@
-"""Secret config vars: encrypted at rest, handed to ECS only through SSM SecureStrings, never
-shown again — checked by planting one and searching for it everywhere."""
+"""Secret config vars: encrypted at rest, keys rotated, handed to ECS only through SSM
+SecureStrings. That they are never shown again is checked by planting one and searching for it
+everywhere: tests/security/test_secret_never_leaks.py."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from django.contrib.auth.models import User
-from django.core import serializers
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import call_command
-from django.test import Client
-from django.urls import reverse
 
 from deployments import encryption
-from deployments.models import App, AuditEntry, Deployment, DeploymentEvent, Job, Release
+from deployments.models import App, Deployment
 from deployments.sandbox.server import Sandbox
 from deployments.services import config_set, secret_set, secret_unset
 from tests import factories
@@ -71,10 +68,7 @@ def test_rotate_secrets_re_encrypts_apps_and_releases(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_secret_reaches_ecs_only_through_ssm_and_is_never_shown(
-    app: App, sandbox: Sandbox, client: Client, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("DEBUG")
+def test_a_secret_reaches_ecs_only_through_ssm(app: App, sandbox: Sandbox) -> None:
     deploy(app, "nginx:1.27")
 
     deployment = follow(secret_set(app=app, actor=None, name="API_KEY", value=PLANTED))
@@ -89,27 +83,6 @@ def test_a_secret_reaches_ecs_only_through_ssm_and_is_never_shown(
     assert secret["name"] == "API_KEY"
     parameter = ssm.get_parameter(Name=secret["valueFrom"], WithDecryption=True)["Parameter"]
     assert (parameter["Type"], parameter["Value"]) == ("SecureString", PLANTED)
-
-    stored = [
-        serializers.serialize("json", model.objects.all())
-        for model in (App, Release, Deployment, DeploymentEvent, Job, AuditEntry)
-    ]
-    assert not any(PLANTED in text for text in stored)
-    client.force_login(User.objects.create_superuser("support", "s@example.com", "pw"))
-    pages = [
-        reverse("admin:deployments_app_change", args=[app.pk]),
-        reverse("admin:deployments_release_change", args=[deployment.release.pk]),
-        reverse("admin:deployments_release_changelist"),
-        reverse("admin:deployments_auditentry_changelist"),
-        reverse("admin:deployments_job_changelist"),
-        reverse("admin:deployments_deploymentevent_changelist"),
-    ]
-    for url in pages:
-        response = client.get(url)
-        assert response.status_code == 200
-        assert PLANTED not in response.text, url
-    assert "API_KEY" in client.get(pages[1]).text  # its name is shown
-    assert not any(PLANTED in record.getMessage() for record in caplog.records)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from deployments.validators import validate_config_vars, validate_image
+from deployments.validators import validate_config_vars, validate_image, validate_secret
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,30 @@ def test_config_vars_rules() -> None:
             validate_config_vars(bad)
     with pytest.raises(ValidationError, match="bytes"):
         validate_config_vars({f"V{i}": "x" * 1000 for i in range(60)})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "message"),
+    [
+        ("1ABC", "v4lue", "name", "'1ABC' is not a valid variable name"),
+        ("AWS_KEY", "v4lue", "name", "prefix reserved by AWS and ECS"),
+        ("N" * 256, "v4lue", "name", "at most 255 characters"),
+        ("API_KEY", "", "value", "Enter a value for API_KEY"),
+        ("API_KEY", "v4lue\x00", "value", "contains a null character"),
+        ("API_KEY", "v4lue\ud800", "value", "is not valid Unicode text"),
+        ("API_KEY", "€" * 1366, "value", "4098 bytes; at most 4096"),
+    ],
+)
+def test_secret_rules_key_their_errors_and_never_quote_the_value(
+    name: str, value: str, field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        validate_secret(name, value)
+
+    assert list(refused.value.message_dict) == [field]
+    assert message in refused.value.message_dict[field][0]
+    assert "v4lue" not in str(refused.value)
+
+
+def test_a_secret_may_fill_an_ssm_parameter() -> None:
+    validate_secret("API_KEY", "€" * 1365 + "x")  # 4096 bytes

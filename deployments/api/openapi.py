@@ -22,7 +22,12 @@ from deployments.models import (
     name_validator,
     region_validator,
 )
-from deployments.validators import RESERVED_ENV_PREFIXES
+from deployments.validators import (
+    ENV_NAME,
+    MAX_SECRET_BYTES,
+    MAX_SECRET_NAME,
+    RESERVED_ENV_PREFIXES,
+)
 
 Schema = dict[str, Any]
 
@@ -276,7 +281,7 @@ CONFIG_VARS: Schema = {
     "description": "Environment variables, NAME → value. Names: letters, digits and "
     "underscores, not starting with a digit, not starting with "
     f"{' or '.join(RESERVED_ENV_PREFIXES)}; values are strings. At most 48 KiB in all.",
-    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    "propertyNames": {"pattern": ENV_NAME.pattern},
     "additionalProperties": {"type": "string"},
     "examples": [{"DATABASE_URL": "postgres://db/shop", "GREETING": "hello"}],
 }
@@ -301,8 +306,8 @@ ROLLOUT_SCHEMAS: Schema = {
             "required": [
                 "name", "cluster", "port", "health_check_path", "cpu", "memory", "command",
                 "desired_count", "min_healthy_percent", "max_percent", "circuit_breaker",
-                "rollout_timeout_seconds", "config_var_names", "scaling", "live_release",
-                "active_deployment",
+                "rollout_timeout_seconds", "config_var_names", "secret_names", "scaling",
+                "live_release", "active_deployment",
             ],
             "properties": {"name": NAME, "cluster": {"type": "string"}}
             | APP_SETTINGS_PROPERTIES
@@ -312,6 +317,11 @@ ROLLOUT_SCHEMAS: Schema = {
                     "type": "array", "items": {"type": "string"}, "readOnly": True,
                     "description": "The names of the config vars, sorted. Values are never "
                     "shown: they may be secrets.",
+                },
+                "secret_names": {
+                    "type": "array", "items": {"type": "string"}, "readOnly": True,
+                    "description": "The names of the secrets, sorted; set and remove them with "
+                    "/apps/{name}/secrets/{secret_name}. Their values are never shown.",
                 },
                 "scaling": _schema("Scaling") | {"readOnly": True},
                 "live_release": VERSION | {
@@ -497,6 +507,20 @@ ROLLOUT_SCHEMAS: Schema = {
                 }
             },
         },
+        "SecretValue": {
+            "type": "object",
+            "required": ["value"],
+            "additionalProperties": False,
+            "properties": {
+                "value": {
+                    "type": "string", "minLength": 1, "maxLength": MAX_SECRET_BYTES,
+                    "writeOnly": True,
+                    "description": f"At most {MAX_SECRET_BYTES} bytes (UTF-8), no null "
+                    "characters. Encrypted at once; never shown again, in any answer.",
+                },
+            },
+            "examples": [{"value": "correct horse battery staple"}],
+        },
         "Job": {
             "type": "object",
             "required": ["id", "kind", "status"],
@@ -653,6 +677,14 @@ APP_NAME_PARAMETER: Schema = {
     "description": "The app's name.",
     "schema": NAME,
 }
+SECRET_NAME_PARAMETER: Schema = {
+    "name": "secret_name",
+    "in": "path",
+    "required": True,
+    "description": "The secret's name: the environment variable the container sees.",
+    "schema": {"type": "string", "maxLength": MAX_SECRET_NAME,
+               "pattern": ENV_NAME.pattern, "examples": ["DATABASE_PASSWORD"]},
+}  # fmt: skip
 DEPLOYMENT_ID_PARAMETER: Schema = {
     "name": "id",
     "in": "path",
@@ -797,6 +829,30 @@ APP_PATHS: Schema = {
             "responses": _rollout_responses(*WRITE_ERRORS),
         },
     },
+    "/apps/{name}/secrets/{secret_name}": {
+        "parameters": [APP_NAME_PARAMETER, SECRET_NAME_PARAMETER],
+        "put": {
+            "operationId": "setSecret",
+            "summary": "Add or replace a secret",
+            "description": "Encrypts the value, then makes a new release (kind config) of the "
+            "live image with it and rolls it out; ECS reads it from an SSM Parameter Store "
+            "SecureString. The answer names the secret, never its value. 400 when the name or "
+            "the value is invalid (`fields.name`, `fields.value`) or a plain config var has the "
+            "name; 409 before the app's first successful deploy.",
+            "tags": ["releases"],
+            "requestBody": _body("SecretValue"),
+            "responses": _rollout_responses(*WRITE_ERRORS),
+        },
+        "delete": {
+            "operationId": "removeSecret",
+            "summary": "Remove a secret",
+            "description": "Makes a new release (kind config) of the live image without it and "
+            "rolls it out. No request body. 400 when the app has no secret of that name "
+            "(`fields.name`); 409 before the app's first successful deploy.",
+            "tags": ["releases"],
+            "responses": _rollout_responses("400", "401", "403", "404", "409"),
+        },
+    },
     "/apps/{name}/scaling": {
         "parameters": [APP_NAME_PARAMETER],
         "put": {
@@ -851,10 +907,11 @@ SPEC: Schema = {
         "version": "1.0.0",
         "description": (
             "Automate a team's AWS accounts, ECS clusters and apps: deploy images, follow "
-            "rollouts, roll back, set config vars and scaling. Authenticate with a team API token "
-            "(`manage.py api_token create --team <slug> --name <name> [--role deployer]`) sent as "
-            "`Authorization: Bearer <token>`; a token acts for its team with its role: owner and "
-            "deployer tokens may write, viewer tokens only read. Requests and responses are JSON. "
+            "rollouts, roll back, set config vars, secrets and scaling. Authenticate with a team "
+            "API token (`manage.py api_token create --team <slug> --name <name> [--role "
+            "deployer]`) sent as `Authorization: Bearer <token>`; a token acts for its team with "
+            "its role: owner and deployer tokens may write, viewer tokens only read. Requests and "
+            "responses are JSON. "
             "Every error has the body `Error`: a one-sentence `error` and, for problems with "
             "particular fields, `fields`. Work on AWS happens in the background: writes answer "
             "201 or 202 at once and the object's status shows progress. Methods a path does not "
@@ -870,7 +927,8 @@ SPEC: Schema = {
         {
             "name": "releases",
             "description": "Numbered, immutable releases of an app and the rollouts (deployments) "
-            "that put them live: deploy, roll back, change config vars, follow, cancel.",
+            "that put them live: deploy, roll back, change config vars and secrets, follow, "
+            "cancel.",
         },
         {"name": "meta", "description": "About the API itself."},
     ],

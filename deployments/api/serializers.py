@@ -25,7 +25,7 @@ from deployments.models import (
     ScalingSettings,
 )
 from deployments.services import APP_SETTINGS, SCALABLE_FIELDS
-from deployments.validators import validate_config_vars, validate_image
+from deployments.validators import validate_config_vars, validate_image, validate_secret
 
 Json = dict[str, Any]
 FieldErrors = dict[str, list[str]]
@@ -127,8 +127,8 @@ def scaling_to_json(scaling: ScalingSettings, app: App) -> Json:
 
 def app_to_json(app: App) -> Json:
     """`app` as `selectors.apps_with_status` reads it: with its cluster, scaling settings and the
-    live_version and active_deployment_id annotations. Config var values are never shown (they
-    may be secrets): only their names."""
+    live_version and active_deployment_id annotations. Values of config vars and secrets are
+    never shown: only their names."""
     return {
         "name": app.name,
         "cluster": app.cluster.name,
@@ -143,6 +143,7 @@ def app_to_json(app: App) -> Json:
         "circuit_breaker": app.circuit_breaker,
         "rollout_timeout_seconds": app.rollout_timeout_seconds,
         "config_var_names": sorted(app.config_vars),
+        "secret_names": sorted(app.secrets),
         "scaling": scaling_to_json(app.scaling, app),
         "live_release": getattr(app, "live_version", None),
         "active_deployment": getattr(app, "active_deployment_id", None),
@@ -405,7 +406,10 @@ APP_READ_ONLY = dict.fromkeys(
     ("live_release", "active_deployment", "config_var_names", "service_arn", "created_at",
      "updated_at"),
     READ_ONLY,
-) | {"scaling": "Set scaling with PUT /apps/{name}/scaling."}  # fmt: skip
+) | {
+    "scaling": "Set scaling with PUT /apps/{name}/scaling.",
+    "secret_names": "Set secrets with PUT /apps/{name}/secrets/{secret_name}.",
+}  # fmt: skip
 APP_UPDATE_FIELDS = {name: APP_FIELDS[name] for name in APP_SETTINGS}
 APP_UPDATE_READ_ONLY = APP_READ_ONLY | {
     "name": "An app's name cannot be changed; create another app.",
@@ -416,6 +420,7 @@ APP_UPDATE_READ_ONLY = APP_READ_ONLY | {
 DEPLOY_FIELDS = {"image": Field(str, required=True), "description": Field(str)}
 ROLLBACK_FIELDS = {"version": Field(int, required=True)}
 CONFIG_FIELDS = {"config_vars": Field(dict, required=True)}
+SECRET_FIELDS = {"value": Field(str, required=True)}
 AUTOSCALING_FIELDS = {
     "autoscaling": Field(bool, required=True),
     "min_tasks": Field(int),
@@ -491,6 +496,14 @@ def parse_config(data: Json) -> dict[str, str]:
     config_vars: dict[str, str] = parse_fields(data, CONFIG_FIELDS)["config_vars"]
     check_config_vars(config_vars)
     return config_vars
+
+
+def parse_secret(data: Json, name: str) -> str:
+    """The value of {"value": "..."} for `services.secret_set`, checked with the secret's name
+    first, so that a bad one is a 400 whatever the app's state. Errors never quote the value."""
+    value: str = parse_fields(data, SECRET_FIELDS)["value"]
+    validate_secret(name, value)
+    return value
 
 
 def check_config_vars(config_vars: dict[str, Any]) -> None:

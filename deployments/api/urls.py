@@ -19,6 +19,7 @@ urlpatterns = [
     path("apps/<str:name>/releases", views.app_releases, name="app-releases"),
     path("apps/<str:name>/rollback", views.app_rollback, name="app-rollback"),
     path("apps/<str:name>/config", views.app_config, name="app-config"),
+    path("apps/<str:name>/secrets/<str:secret_name>", views.app_secret, name="app-secret"),
     path("apps/<str:name>/scaling", views.app_scaling, name="app-scaling"),
     path("deployments/<int:id>", views.deployment, name="deployment"),
     path("deployments/<int:id>/cancel", views.deployment_cancel, name="deployment-cancel"),

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from deployments import selectors, services
 from deployments.api import openapi, serializers
@@ -60,6 +61,13 @@ def _get_app(request: ApiRequest, name: str) -> App:
 def _refuse_if_deleting(app: App) -> None:
     if selectors.app_deletion_job(app) is not None:
         raise ApiError(409, f"{app.name} is being deleted.")
+
+
+def _refuse_config_change(app: App, doing: str) -> None:
+    """A config change releases the live image: there must be one, and no teardown under way."""
+    _refuse_if_deleting(app)
+    if getattr(app, "live_version", None) is None:
+        raise ApiError(409, f"Deploy {app.name} once before {doing}.")
 
 
 def _get_deployment(request: ApiRequest, id: int) -> Deployment:
@@ -228,12 +236,30 @@ def app_config(request: ApiRequest, name: str) -> HttpResponse:
     """Replace the app's config vars: a new release of the live image, rolled out."""
     app = _get_app(request, name)
     config_vars = serializers.parse_config(request.data)
-    _refuse_if_deleting(app)
-    if getattr(app, "live_version", None) is None:
-        raise ApiError(409, f"Deploy {app.name} once before setting its config vars.")
+    _refuse_config_change(app, "setting its config vars")
     deployment = services.config_set(
         app=app, actor=None, config_vars=config_vars, ip_address=request.ip_address
     )
+    return _accepted(deployment)
+
+
+@api_view(methods=["PUT", "DELETE"])
+@sensitive_variables()  # error reports show none of its variables, nor of the calls it makes
+def app_secret(request: ApiRequest, name: str, secret_name: str) -> HttpResponse:
+    """Set (PUT {"value": "..."}) or remove (DELETE) one secret: a new release of the live image,
+    rolled out. The value is never shown again: answers name the secret only."""
+    app = _get_app(request, name)
+    if request.method == "DELETE":
+        _refuse_config_change(app, "changing its secrets")
+        deployment = services.secret_unset(
+            app=app, actor=None, name=secret_name, ip_address=request.ip_address
+        )
+    else:
+        value = serializers.parse_secret(request.data, secret_name)
+        _refuse_config_change(app, "changing its secrets")
+        deployment = services.secret_set(
+            app=app, actor=None, name=secret_name, value=value, ip_address=request.ip_address
+        )
     return _accepted(deployment)
 
 

@@ -24,6 +24,7 @@ ACTION_WORDS = {
     "app.rollback": "rolled back app",
     "app.scale": "scaled app",
     "app.config": "changed config of app",
+    "app.secret": "changed a secret of app",
     "app.delete": "deleted app",
     "app.update": "changed settings of app",
     "deployment.cancel": "cancelled a rollout of app",

@@ -11,15 +11,15 @@ from django.utils import timezone
 
 from deployments.models import App, AuditEntry, Cluster, Deployment, Job, ScalingSettings, Team
 from tests import factories
-from tests.api.conftest import Api, row_counts
+from tests.api.conftest import NO_BODY, Api, row_counts
 
 pytestmark = pytest.mark.django_db
 
 APP_FIELDS = {
     "name", "cluster", "port", "health_check_path", "cpu", "memory", "command", "desired_count",
     "min_healthy_percent", "max_percent", "circuit_breaker", "rollout_timeout_seconds",
-    "config_var_names", "scaling", "live_release", "active_deployment", "service_arn",
-    "created_at", "updated_at",
+    "config_var_names", "secret_names", "scaling", "live_release", "active_deployment",
+    "service_arn", "created_at", "updated_at",
 }  # fmt: skip
 SECRET = "s3cr3t-value-never-shown"
 
@@ -82,6 +82,7 @@ def test_showing_an_app(api: Api, app: App, viewer_token: str) -> None:
         "circuit_breaker": True,
         "rollout_timeout_seconds": 900,
         "config_var_names": ["DEBUG", "SECRET_KEY"],
+        "secret_names": [],
         "scaling": {"autoscaling": True, "min_tasks": 2, "max_tasks": 5, "cpu_target": 75,
                     "desired_count": 2, "applied_at": None},
         "live_release": None,
@@ -264,6 +265,7 @@ def test_changing_settings(api: Api, app: App, deployer_token: str) -> None:
         ({"cluster": "other"}, "cluster", "An app's cluster cannot be changed"),
         ({"desired_count": 3}, "desired_count", "PUT /apps/{name}/scaling"),
         ({"config_vars": {"A": "b"}}, "config_vars", "PUT /apps/{name}/config"),
+        ({"secret_names": ["A"]}, "secret_names", "PUT /apps/{name}/secrets/{secret_name}"),
         ({"command": 5}, "command", "Expected a string, got an integer."),
         ({"colour": "blue"}, "colour", "Unknown field."),
     ],
@@ -321,6 +323,8 @@ def test_writes_to_an_app_being_deleted_are_409(api: Api, app: App, deployer_tok
         ("POST", "/apps/web/deploys", {"image": "nginx:1.28"}),
         ("PATCH", "/apps/web", {"port": 81}),
         ("PUT", "/apps/web/config", {"config_vars": {}}),
+        ("PUT", "/apps/web/secrets/API_KEY", {"value": "k"}),
+        ("DELETE", "/apps/web/secrets/API_KEY", NO_BODY),
         ("PUT", "/apps/web/scaling", {"autoscaling": False, "desired_count": 1}),
         ("POST", "/apps/web/rollback", {"version": 1}),
     ]:

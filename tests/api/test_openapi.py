@@ -177,3 +177,29 @@ def test_app_and_rollout_answers_match_the_documented_schemas(
         _validate({"autoscaling": True, "desired_count": 3}, "ScalingUpdate")
     with pytest.raises(jsonschema.ValidationError):
         _validate({"name": "api", "cluster": "web", "live_release": 1}, "AppCreate")
+
+
+def test_secret_answers_match_the_documented_schemas(
+    api: Api, cluster: Cluster, owner_token: str
+) -> None:
+    app = factories.make_app(cluster, name="web")
+    factories.make_deployment(factories.make_release(app))  # v1, live
+    body = {"value": "correct horse"}
+    _validate(body, "SecretValue")
+
+    put = api("PUT", "/apps/web/secrets/API_KEY", owner_token, body)
+    assert put.status_code == 202, put.content
+    _validate(put.json(), "Rollout")
+    shown = api("GET", "/apps/web", owner_token).json()
+    _validate(shown, "App")
+    assert shown["secret_names"] == ["API_KEY"]
+
+    Deployment.objects.filter(status="queued").update(status="succeeded")
+    deleted = api("DELETE", "/apps/web/secrets/API_KEY", owner_token)
+    assert deleted.status_code == 202, deleted.content
+    _validate(deleted.json(), "Rollout")
+    _validate(api("DELETE", "/apps/web/secrets/API_KEY", owner_token).json(), "Error")
+    jsonschema = pytest.importorskip("jsonschema")
+    for refused in ({"value": ""}, {"value": 1}, {}, {"value": "x", "name": "A"}):
+        with pytest.raises(jsonschema.ValidationError):
+            _validate(refused, "SecretValue")

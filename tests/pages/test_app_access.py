@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from deployments import encryption
 from deployments.models import App, AuditEntry, Deployment, Job, Release, ScalingSettings, Team
 from tests import factories
 from tests.pages.conftest import HTMX, deployed
@@ -60,6 +61,8 @@ WRITES: list[tuple[str, list[Any], dict[str, str]]] = [
     ),
     ("app_deploy", ["web"], {"image": "nginx:1.29"}),
     ("app_config", ["web"], {"config_vars": "GREETING=hi"}),
+    ("app_secret_set", ["web"], {"name": "API_KEY", "value": "hunter2"}),
+    ("app_secret_remove", ["web", "API_KEY"], {}),
     ("app_delete", ["web"], {"confirm_name": "web"}),
     ("app_rollback", ["web", 1], {}),
     ("deployment_cancel", ["web", IN_FLIGHT], {}),
@@ -90,7 +93,7 @@ def _rows() -> tuple[object, ...]:
         Job.objects.count(),
         AuditEntry.objects.count(),
         *Deployment.objects.order_by("pk").values_list("status", flat=True),
-        *App.objects.order_by("pk").values_list("desired_count", "config_vars"),
+        *App.objects.order_by("pk").values_list("desired_count", "config_vars", "secrets"),
         *ScalingSettings.objects.order_by("pk").values_list("min_tasks", "max_tasks"),
     )
 
@@ -271,6 +274,8 @@ def test_no_app_page_or_fragment_has_inline_styles_or_scripts(
     owner_client: Client, app: App
 ) -> None:
     deployed(app, "nginx:1.27", config={"env": {"A": "<b>x</b>"}})
+    app.secrets = {"API_KEY": encryption.encrypt("<script>alert(1)</script>")}
+    app.save()
     bad = deployed(app, "nginx:1.28", status="rolled_back", rollout_state_reason="<b>no</b>")
     factories.make_event(bad, message="<script>alert(1)</script> has started 1 tasks")
     rolling = deployed(app, "nginx:1.29", status="in_progress", desired_count=3, running_count=1)
@@ -291,6 +296,7 @@ def test_no_app_page_or_fragment_has_inline_styles_or_scripts(
         (reverse("app_new"), {"name": "<script>"}),
         (reverse("app_deploy", args=["web"]), {"image": "<script>alert(1)</script>"}),
         (reverse("app_config", args=["web"]), {"config_vars": "<b>x</b>"}),
+        (reverse("app_secret_set", args=["web"]), {"name": "<b>x</b>", "value": "<b>x</b>"}),
         (reverse("app_delete", args=["web"]), {"confirm_name": "<b>x</b>"}),
         (reverse("app_scaling", args=["web"]), {"mode": "x"}),
     ]

@@ -140,6 +140,16 @@ def test_release_changes_between_snapshots() -> None:
     assert selectors.release_changes(before, before).nothing
 
 
+def test_release_changes_name_the_secrets_added_and_removed() -> None:
+    before = Release(image="a:1", config={"env": {}, "secrets": {"OLD": "t1", "KEPT": "t2"}})
+    after = Release(image="a:1", config={"env": {}, "secrets": {"KEPT": "t3", "NEW": "t4"}})
+
+    changes = selectors.release_changes(before, after)
+
+    assert (changes.secrets_added, changes.secrets_removed) == (["NEW"], ["OLD"])
+    assert changes.changed == [] and not changes.nothing
+
+
 # A rollout's page
 
 

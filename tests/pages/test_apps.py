@@ -488,5 +488,6 @@ def test_a_viewer_sees_no_app_write_controls(viewer_client: Client, app: App) ->
     for page in pages:
         assert "New app" not in page and 'id="deploy-form"' not in page
         assert 'id="config-form"' not in page and 'id="delete-form"' not in page
+        assert 'id="secret-form"' not in page
         assert "Cancel and roll back" not in page and deployed_v1 not in page
         assert 'id="scaling-form"' not in page

@@ -1,19 +1,21 @@
 """The dashboard's forms under Hypothesis: hostile and random input (HTML and JS, unicode, huge
 and negative numbers, min > max) never causes a 500, writes nothing when refused, and is escaped
-wherever it is shown back."""
+wherever it is shown back; a secret's value is never shown back at all."""
 
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from deployments.models import AwsAccount, Cluster, Team
+from deployments.models import App, AwsAccount, Cluster, Deployment, Team
 from tests import factories
 
 HOSTILE = st.sampled_from(
@@ -115,3 +117,30 @@ def test_resize_and_delete_forms(
     assert_refused_or_escaped(deleted, {"confirm_name": confirm})
     cluster.refresh_from_db()
     assert cluster.status == ("deleting" if confirm == "main" else "ready")
+
+
+@FUZZ
+@given(name=TEXT, value=TEXT, htmx=st.booleans())
+@example(name="API_KEY", value="planted-Form-value", htmx=False)
+@example(name="1BAD", value="planted-Form-value", htmx=True)
+@pytest.mark.django_db
+def test_secret_form(signed_in: Client, team: Team, name: str, value: str, htmx: bool) -> None:
+    """Whatever is sent, the value is never shown back: not in the form, not in an error."""
+    app = App.objects.filter(team=team).first() or _deployed_app(team)
+    headers: Any = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    response = signed_in.post(
+        reverse("app_secret_set", args=[app.name]), {"name": name, "value": value}, **headers
+    )
+
+    assert_refused_or_escaped(response, {"name": name})
+    if len(value) >= 8 and value not in name:
+        assert value not in response.text and escape(value) not in response.text
+    Deployment.objects.filter(status="queued").update(status="succeeded")
+
+
+def _deployed_app(team: Team) -> App:
+    cluster = factories.make_cluster(team.aws_accounts.get(), name="main", status="ready")
+    app = factories.make_app(cluster, name="web")
+    factories.make_deployment(factories.make_release(app), finished_at=timezone.now())
+    return app

@@ -20,8 +20,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from deployments import jobs
+from deployments import encryption, jobs
 from deployments.models import (
+    App,
     Cluster,
     Job,
     Membership,
@@ -83,6 +84,8 @@ DASHBOARD = {
     "cluster_delete": "object_action",
     "app_deploy": "object_action",
     "app_config": "object_action",
+    "app_secret_set": "object_action",
+    "app_secret_remove": "object_action",
     "app_delete": "object_action",
     "app_rollback": "object_action",
     "deployment_cancel": "object_action",
@@ -102,6 +105,7 @@ API = {
     "app-releases": "object_read",
     "app-rollback": "object_write",
     "app-config": "object_write",
+    "app-secret": "object_write",
     "app-scaling": "object_write",
     "deployment": "object_read",
     "deployment-cancel": "object_write",
@@ -120,7 +124,9 @@ def world(db: Any) -> dict[str, Any]:
     for team, names in ((ours, ("sandbox", "main", "web")), (theirs, ("theirs", "other", "far"))):
         account = factories.make_account(team, name=names[0])
         cluster = factories.make_cluster(account, name=names[1], status=Cluster.Status.READY)
-        app = factories.make_app(cluster, name=names[2])
+        app = factories.make_app(
+            cluster, name=names[2], secrets={"API_KEY": encryption.encrypt("matrix")}
+        )
         first = factories.make_release(app, image="nginx:1.27", config={"env": {}})
         factories.make_deployment(first, finished_at=timezone.now())
         second = factories.make_release(app, image="nginx:1.28", config={"env": {}})
@@ -152,6 +158,8 @@ def url_for(route: Route, world: dict[str, Any]) -> str:
         ),
         "<int:id>": str(world["deployment"].pk),
         "<int:version>": "1",
+        "<str:secret>": "API_KEY",
+        "<str:secret_name>": "API_KEY",
         "(?P<path>.*)": "no/such/thing",
     }
     for placeholder, value in fills.items():
@@ -235,7 +243,7 @@ API_METHODS = {
     "accounts": ("GET", "POST"), "clusters": ("GET", "POST"), "apps": ("GET", "POST"),
     "cluster": ("GET", "PATCH", "DELETE"), "app": ("GET", "PATCH", "DELETE"),
     "app-deploys": ("POST",), "app-rollback": ("POST",), "deployment-cancel": ("POST",),
-    "app-config": ("PUT",), "app-scaling": ("PUT",),
+    "app-config": ("PUT",), "app-scaling": ("PUT",), "app-secret": ("PUT", "DELETE"),
 }  # fmt: skip
 
 
@@ -351,3 +359,5 @@ def test_the_matrix_covers_the_api_and_dashboard(world: dict[str, Any]) -> None:
     assert Job.objects.filter(kind="scale_cluster").exists()
     token = client_for("token_deployer", world)
     assert json.loads(token.get("/api/v1/apps/web").content)["name"] == "web"
+    assert token.delete("/api/v1/apps/web/secrets/API_KEY").status_code == 202
+    assert not App.objects.get(name="web").secrets
