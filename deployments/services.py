@@ -292,9 +292,8 @@ def app_create(
     return app
 
 
-def _refuse_if_in_flight(app: App) -> None:
-    """One rollout at a time per app (the database constraint backs this clear message up),
-    and none once the app is being deleted. Callers hold the app's row lock."""
+def _refuse_if_deleting(app: App) -> None:
+    """Nothing changes an app once its teardown is queued. Callers hold the app's row lock."""
     deleting = Job.objects.filter(
         kind="delete_app",
         target_type=ContentType.objects.get_for_model(App),
@@ -303,6 +302,12 @@ def _refuse_if_in_flight(app: App) -> None:
     )
     if deleting.exists():
         raise Conflict(f"{app.name} is being deleted.")
+
+
+def _refuse_if_in_flight(app: App) -> None:
+    """One rollout at a time per app (the database constraint backs this clear message up),
+    and none once the app is being deleted. Callers hold the app's row lock."""
+    _refuse_if_deleting(app)
     running = (
         app.deployments.filter(status__in=Deployment.ACTIVE_STATUSES)
         .select_related("release")
@@ -371,13 +376,13 @@ def app_rollback(
 ) -> Deployment:
     """Heroku's rollback: a new release copying vN's image and config, then deploy it."""
     app = _locked(app)
+    _refuse_if_in_flight(app)
     target = app.releases.filter(version=version).first()
     if target is None:
         raise ValidationError({"version": f"{app.name} has no release v{version}."})
     live = live_release(app)
     if live is not None and live.image == target.image and live.config == target.config:
         raise ValidationError({"version": f"v{version} is what {app.name} runs already."})
-    _refuse_if_in_flight(app)
     release = release_create(
         app=app, actor=actor, image=target.image, config=dict(target.config),
         kind=Release.Kind.ROLLBACK, description=f"Rollback to v{version}", rollback_of=target,
@@ -397,33 +402,36 @@ def config_set(
     """New config vars make a new release of the live image, deployed at once."""
     validate_config_vars(config_vars)
     app = _locked(app)
+    live = _live_release_to_change(app)
     clashing = sorted(set(config_vars) & set(app.secrets))
     if clashing:
         raise ValidationError(
             {"config_vars": f"{', '.join(clashing)} already exist as secrets; unset them first."}
         )
-    live = live_release(app)
-    if live is None:
-        raise ValidationError({"config_vars": f"Deploy {app.name} once before setting config."})
-    _refuse_if_in_flight(app)
     app.config_vars = dict(config_vars)
     app.save(update_fields=["config_vars", "updated_at"])
     changed = sorted(set(config_vars) ^ set(live.config.get("env", {})) | {
         k for k in config_vars if live.config.get("env", {}).get(k) != config_vars[k]
     })  # fmt: skip
-    release = release_create(
-        app=app, actor=actor, image=live.image, config=release_config(app),
-        kind=Release.Kind.CONFIG, description=f"Config change: {', '.join(changed) or 'none'}",
-    )  # fmt: skip
+    release = _release_new_config(
+        app, actor, live, f"Config change: {', '.join(changed) or 'none'}"
+    )
     return _deploy(
         app=app, actor=actor, release=release, ip_address=ip_address, action="app.config"
     )
 
 
-def _release_new_config(app: App, actor: Actor, description: str) -> Release:
+def _live_release_to_change(app: App) -> Release:
+    """A config change is a new release of the live image: there must be one, and no rollout in
+    flight or teardown under way. Callers hold the app's row lock."""
+    _refuse_if_in_flight(app)
     live = live_release(app)
     if live is None:
-        raise ValidationError({"config_vars": f"Deploy {app.name} once before setting config."})
+        raise Conflict(f"Deploy {app.name} once before changing its config.")
+    return live
+
+
+def _release_new_config(app: App, actor: Actor, live: Release, description: str) -> Release:
     return release_create(
         app=app, actor=actor, image=live.image, config=release_config(app),
         kind=Release.Kind.CONFIG, description=description,
@@ -442,12 +450,12 @@ def secret_set(
     it. Refusals are keyed "name" or "value" and never quote the value."""
     validate_secret(name, value)
     app = _locked(app)
+    live = _live_release_to_change(app)
     if name in app.config_vars:
         raise ValidationError({"name": f"{name} is a plain config var; remove it first."})
-    _refuse_if_in_flight(app)
     app.secrets = {**app.secrets, name: encryption.encrypt(value)}
     app.save(update_fields=["secrets", "updated_at"])
-    release = _release_new_config(app, actor, f"Secret set: {name}")
+    release = _release_new_config(app, actor, live, f"Secret set: {name}")
     return _deploy(
         app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret",
         details={"secret": name, "change": "set"},
@@ -458,12 +466,12 @@ def secret_set(
 def secret_unset(*, app: App, actor: Actor, name: str, ip_address: str | None = None) -> Deployment:
     """Remove a secret config var: a release without it, deployed at once."""
     app = _locked(app)
+    live = _live_release_to_change(app)
     if name not in app.secrets:
         raise ValidationError({"name": f"{app.name} has no secret named {name}."})
-    _refuse_if_in_flight(app)
     app.secrets = {key: token for key, token in app.secrets.items() if key != name}
     app.save(update_fields=["secrets", "updated_at"])
-    release = _release_new_config(app, actor, f"Secret removed: {name}")
+    release = _release_new_config(app, actor, live, f"Secret removed: {name}")
     return _deploy(
         app=app, actor=actor, release=release, ip_address=ip_address, action="app.secret",
         details={"secret": name, "change": "removed"},
@@ -536,6 +544,7 @@ def scaling_update(
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
     app = _locked(app)
+    _refuse_if_deleting(app)
     scaling = app.scaling
     for name, value in changes.items():
         setattr(scaling, name, value)
@@ -568,6 +577,7 @@ def app_update(*, app: App, actor: Actor, ip_address: str | None = None, **chang
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed."))
     app = _locked(app)
+    _refuse_if_deleting(app)
     before = {name: getattr(app, name) for name in changes}
     for name, value in changes.items():
         setattr(app, name, value)

@@ -119,11 +119,6 @@ def _get_deployment_for_user(
     return membership, app, deployment
 
 
-def _refuse_if_deleting(app: App) -> None:
-    if getattr(app, "deleting", False):
-        raise Conflict(f"{app.name} is being deleted.")
-
-
 # Answering
 
 
@@ -592,7 +587,6 @@ def app_deploy(request: AuthedRequest, name: str) -> HttpResponse:
     form = DeployForm(request.POST)
     if form.is_valid():
         try:
-            _refuse_if_deleting(app)
             deployment = services.deployment_start(
                 app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
             )
@@ -615,7 +609,6 @@ def app_config(request: AuthedRequest, name: str) -> HttpResponse:
     form = ConfigForm(request.POST)
     if form.is_valid():
         try:
-            _refuse_if_deleting(app)
             deployment = services.config_set(
                 app=app, actor=request.user, ip_address=_ip(request),
                 config_vars=form.cleaned_data["config_vars"],
@@ -641,7 +634,6 @@ def app_secret_set(request: AuthedRequest, name: str) -> HttpResponse:
     form = SecretForm(request.POST)
     if form.is_valid():
         try:
-            _refuse_if_deleting(app)
             deployment = services.secret_set(
                 app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
             )
@@ -662,7 +654,6 @@ def app_secret_remove(request: AuthedRequest, name: str, secret: str) -> HttpRes
     """Remove a secret, confirmed on the app's page; the outcome is a flash message there."""
     _, app = _get_app_for_user(request, name, write=True)
     try:
-        _refuse_if_deleting(app)
         deployment = services.secret_unset(
             app=app, actor=request.user, name=secret, ip_address=_ip(request)
         )
@@ -733,7 +724,6 @@ def app_rollback(request: AuthedRequest, name: str, version: int) -> HttpRespons
     """Roll back to `version`: confirmed on the releases page, then followed on the app's."""
     _, app = _get_app_for_user(request, name, write=True)
     try:
-        _refuse_if_deleting(app)
         deployment = services.app_rollback(
             app=app, actor=request.user, version=version, ip_address=_ip(request)
         )
@@ -773,7 +763,6 @@ def app_scaling(request: AuthedRequest, name: str) -> HttpResponse:
     form = ScalingForm(request.POST) if request.method == "POST" else None
     if form is not None and form.is_valid():
         try:
-            _refuse_if_deleting(app)
             services.scaling_update(
                 app=app, actor=request.user, ip_address=_ip(request), **form.scaling_changes()
             )

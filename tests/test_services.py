@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from deployments.models import AuditEntry, AwsAccount, Job, Membership, Team
+from deployments import services
+from deployments.models import (
+    App,
+    AuditEntry,
+    AwsAccount,
+    Job,
+    Membership,
+    ScalingSettings,
+    Team,
+)
 from deployments.services import account_create, release_create
 from tests import factories
 
@@ -74,3 +84,30 @@ def test_demo_setup_generates_a_random_password(capsys: pytest.CaptureFixture[st
     password = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
     assert len(password) >= 12
     assert Membership.objects.get(user__username="demo").user.check_password(password)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda app: services.deployment_start(app=app, actor=None, image="nginx:1.27"),
+        lambda app: services.config_set(app=app, actor=None, config_vars={"A": "1"}),
+        lambda app: services.secret_set(app=app, actor=None, name="TOKEN", value="s3cret"),
+        lambda app: services.scaling_update(app=app, actor=None, desired_count=3),
+        lambda app: services.app_update(app=app, actor=None, port=8080),
+    ],
+    ids=["deploy", "config", "secret", "scaling", "settings"],
+)
+def test_nothing_changes_an_app_whose_teardown_is_queued(
+    team: Team, change: Callable[[App], object]
+) -> None:
+    cluster = factories.make_cluster(factories.make_account(team))
+    app = factories.make_app(cluster, name="web")
+    factories.make_job(team, app, kind="delete_app", status=Job.Status.QUEUED)
+    before = (App.objects.values().get(pk=app.pk), ScalingSettings.objects.values().get(app=app))
+
+    with pytest.raises(services.Conflict, match=r"^web is being deleted\.$"):
+        change(app)
+
+    after = (App.objects.values().get(pk=app.pk), ScalingSettings.objects.values().get(app=app))
+    assert after == before
+    assert not app.releases.exists() and not AuditEntry.objects.filter(team=team).exists()

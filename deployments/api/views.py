@@ -58,18 +58,6 @@ def _get_app(request: ApiRequest, name: str) -> App:
     return app
 
 
-def _refuse_if_deleting(app: App) -> None:
-    if selectors.app_deletion_job(app) is not None:
-        raise ApiError(409, f"{app.name} is being deleted.")
-
-
-def _refuse_config_change(app: App, doing: str) -> None:
-    """A config change releases the live image: there must be one, and no teardown under way."""
-    _refuse_if_deleting(app)
-    if getattr(app, "live_version", None) is None:
-        raise ApiError(409, f"Deploy {app.name} once before {doing}.")
-
-
 def _get_deployment(request: ApiRequest, id: int) -> Deployment:
     deployment = selectors.team_deployment(request.team, id) if id <= MAX_ID else None
     if deployment is None:
@@ -191,7 +179,6 @@ def app(request: ApiRequest, name: str) -> HttpResponse:
         return JsonResponse(app_to_json(app))
     if request.method == "PATCH":
         changes = serializers.parse_app_update(request.data)
-        _refuse_if_deleting(app)
         services.app_update(app=app, actor=None, ip_address=request.ip_address, **changes)
         return JsonResponse(app_to_json(_get_app(request, name)))
     job = selectors.app_deletion_job(app)  # deleting twice is accepted, and queues nothing
@@ -205,7 +192,6 @@ def app_deploys(request: ApiRequest, name: str) -> HttpResponse:
     """Deploy an image: a new release and its rollout (409 while another is in flight)."""
     app = _get_app(request, name)
     fields = serializers.parse_deploy(request.data)
-    _refuse_if_deleting(app)
     deployment = services.deployment_start(
         app=app, actor=None, ip_address=request.ip_address, **fields
     )
@@ -224,7 +210,6 @@ def app_rollback(request: ApiRequest, name: str) -> HttpResponse:
     """A new release with an earlier release's image and config, rolled out."""
     app = _get_app(request, name)
     version = serializers.parse_rollback(request.data)
-    _refuse_if_deleting(app)
     deployment = services.app_rollback(
         app=app, actor=None, version=version, ip_address=request.ip_address
     )
@@ -236,7 +221,6 @@ def app_config(request: ApiRequest, name: str) -> HttpResponse:
     """Replace the app's config vars: a new release of the live image, rolled out."""
     app = _get_app(request, name)
     config_vars = serializers.parse_config(request.data)
-    _refuse_config_change(app, "setting its config vars")
     deployment = services.config_set(
         app=app, actor=None, config_vars=config_vars, ip_address=request.ip_address
     )
@@ -250,13 +234,11 @@ def app_secret(request: ApiRequest, name: str, secret_name: str) -> HttpResponse
     rolled out. The value is never shown again: answers name the secret only."""
     app = _get_app(request, name)
     if request.method == "DELETE":
-        _refuse_config_change(app, "changing its secrets")
         deployment = services.secret_unset(
             app=app, actor=None, name=secret_name, ip_address=request.ip_address
         )
     else:
         value = serializers.parse_secret(request.data, secret_name)
-        _refuse_config_change(app, "changing its secrets")
         deployment = services.secret_set(
             app=app, actor=None, name=secret_name, value=value, ip_address=request.ip_address
         )
@@ -269,7 +251,6 @@ def app_scaling(request: ApiRequest, name: str) -> HttpResponse:
     background (at once when it exists, else by the first deploy)."""
     app = _get_app(request, name)
     changes = serializers.parse_scaling(request.data, app.scaling)
-    _refuse_if_deleting(app)
     scaling = services.scaling_update(app=app, actor=None, ip_address=request.ip_address, **changes)
     return JsonResponse(scaling_to_json(scaling, scaling.app))
 

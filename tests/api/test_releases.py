@@ -314,7 +314,7 @@ def test_config_before_the_first_deploy_is_409(api: Api, app: App, deployer_toke
     response = api("PUT", "/apps/web/config", deployer_token, {"config_vars": {"A": "b"}})
 
     assert response.status_code == 409
-    assert response.json() == {"error": "Deploy web once before setting its config vars."}
+    assert response.json() == {"error": "Deploy web once before changing its config."}
     assert row_counts() == before
 
 

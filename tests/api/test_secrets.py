@@ -198,7 +198,7 @@ def test_secrets_before_the_first_deploy_are_409(
     response = api(method, URL.format("API_KEY"), deployer_token, body)
 
     assert response.status_code == 409
-    assert response.json() == {"error": "Deploy web once before changing its secrets."}
+    assert response.json() == {"error": "Deploy web once before changing its config."}
     assert row_counts() == before
     assert stored(app) == {}
 

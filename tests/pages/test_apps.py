@@ -338,7 +338,7 @@ def test_config_before_the_first_deploy_says_to_deploy_first(
 ) -> None:
     response = owner_client.post(reverse("app_config", args=["web"]), {"config_vars": "A=1"})
 
-    assert "Deploy web once before setting config." in response.text
+    assert "Deploy web once before changing its config." in response.text
     assert Release.objects.count() == 0
 
 

@@ -140,7 +140,7 @@ def test_a_secret_before_the_first_deploy_says_to_deploy_first(
 ) -> None:
     response = _set(owner_client, "API_KEY", VALUE)
 
-    assert "Deploy web once before setting config." in response.text
+    assert "Deploy web once before changing its config." in response.text
     assert VALUE not in response.text
     assert stored(app) == {} and Release.objects.count() == 0
 
