@@ -16,7 +16,6 @@ from django.db.models import (
     Count,
     Exists,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -407,15 +406,18 @@ def app_deletion_job(app: App) -> Job | None:
 
 
 def team_deployment(team: Team, pk: int) -> Deployment | None:
-    """The team's deployment with its app, release and events (oldest first); None for another
-    team's."""
-    events = DeploymentEvent.objects.order_by("created_at", "pk")
-    return (
-        Deployment.objects.filter(app__team=team, pk=pk)
-        .select_related("app", "release")
-        .prefetch_related(Prefetch("events", queryset=events))
-        .first()
-    )
+    """The team's deployment with its app and release; None for another team's."""
+    return Deployment.objects.filter(app__team=team, pk=pk).select_related("app", "release").first()
+
+
+def deployment_events_after(
+    deployment: Deployment, after: int, limit: int
+) -> tuple[list[DeploymentEvent], bool]:
+    """Up to `limit` of the rollout's events recorded after event `after`, in the order they
+    were recorded (ids only grow, so a follower passing its last id never misses one), and
+    whether more follow."""
+    events = list(deployment.events.filter(pk__gt=after).order_by("pk")[: limit + 1])
+    return events[:limit], len(events) > limit
 
 
 def deployment_progress(pk: int) -> Deployment:

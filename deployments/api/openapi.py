@@ -437,14 +437,19 @@ ROLLOUT_SCHEMAS: Schema = {
         },
         "DeploymentEvent": {
             "type": "object",
-            "required": ["at", "message"],
-            "properties": {"at": TIMESTAMP, "message": {"type": "string"}},
+            "required": ["id", "at", "message"],
+            "properties": {
+                "id": {"type": "integer", "description": "Grows with every event recorded: pass "
+                       "the last one seen as events_after to get only newer ones."},
+                "at": TIMESTAMP,
+                "message": {"type": "string"},
+            },
         },
         "Deployment": {
             "type": "object",
             "description": "One rollout of one release, followed until ECS says how it ended.",
             "required": ["id", "status", "release", "desired", "running", "pending", "failed",
-                         "rollout_state", "reason", "events"],
+                         "rollout_state", "reason", "events", "more_events"],
             "properties": {
                 "id": {"type": "integer"},
                 "app": NAME,
@@ -468,8 +473,10 @@ ROLLOUT_SCHEMAS: Schema = {
                 "started_at": TIMESTAMP | {"type": ["string", "null"]},
                 "finished_at": TIMESTAMP | {"type": ["string", "null"]},
                 "events": {"type": "array", "items": _schema("DeploymentEvent"),
-                           "description": "ECS service events and TinyStacks' own steps, oldest "
-                           "first."},
+                           "description": "ECS service events and TinyStacks' own steps in the "
+                           "order they were recorded: up to 100 after events_after."},
+                "more_events": {"type": "boolean", "description": "More events follow the "
+                                "last one listed: ask again with events_after set to its id."},
             },
         },
         "Rollout": {
@@ -693,6 +700,14 @@ DEPLOYMENT_ID_PARAMETER: Schema = {
     "change, and as an app's active_deployment).",
     "schema": {"type": "integer", "minimum": 1},
 }
+EVENTS_AFTER_PARAMETER: Schema = {
+    "name": "events_after",
+    "in": "query",
+    "required": False,
+    "description": "List only the events recorded after the event with this id (default 0: "
+    "from the first). A client following a rollout passes the last id it has seen.",
+    "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+}
 ROLLOUT_ACCEPTED: Schema = _json(
     _schema("Rollout"),
     "Accepted: the new release and its deployment, queued. Follow it with "
@@ -873,7 +888,10 @@ APP_PATHS: Schema = {
             "operationId": "getDeployment",
             "summary": "Follow a rollout: status, task counts, ECS rollout state and events",
             "tags": ["releases"],
-            "responses": _responses("200", _schema("Deployment"), "The deployment.", "401", "404"),
+            "parameters": [EVENTS_AFTER_PARAMETER],
+            "responses": _responses(
+                "200", _schema("Deployment"), "The deployment.", "400", "401", "404"
+            ),
         },
     },
     "/deployments/{id}/cancel": {

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
-from django.http import JsonResponse
+from django.http import JsonResponse, QueryDict
 
 from deployments.models import (
     App,
@@ -29,6 +29,10 @@ from deployments.validators import validate_config_vars, validate_image, validat
 
 Json = dict[str, Any]
 FieldErrors = dict[str, list[str]]
+
+
+# BigAutoField's largest key: a larger id is no row (and is not worth a query).
+MAX_ID = 2**63 - 1
 
 
 class ApiError(Exception):
@@ -168,11 +172,13 @@ def release_to_json(release: Release) -> Json:
 
 
 def event_to_json(event: DeploymentEvent) -> Json:
-    return {"at": _timestamp(event.created_at), "message": event.message}
+    return {"id": event.pk, "at": _timestamp(event.created_at), "message": event.message}
 
 
-def deployment_to_json(deployment: Deployment, events: Iterable[DeploymentEvent] = ()) -> Json:
-    """`deployment` with its app and release loaded; `events` oldest first."""
+def deployment_to_json(
+    deployment: Deployment, events: Iterable[DeploymentEvent] = (), more_events: bool = False
+) -> Json:
+    """`deployment` with its app and release loaded; `events` a page of them, oldest first."""
     return {
         "id": deployment.pk,
         "app": deployment.app.name,
@@ -188,6 +194,7 @@ def deployment_to_json(deployment: Deployment, events: Iterable[DeploymentEvent]
         "started_at": _timestamp(deployment.started_at),
         "finished_at": _timestamp(deployment.finished_at),
         "events": [event_to_json(event) for event in events],
+        "more_events": more_events,
     }
 
 
@@ -569,3 +576,11 @@ def parse_scaling(data: Json, scaling: ScalingSettings) -> Json:
 def parse_no_body(data: Json) -> None:
     """For actions that take no parameters: an empty body or {}, nothing else."""
     parse_fields(data, {})
+
+
+def parse_events_after(query: QueryDict) -> int:
+    """?events_after=<event id>: the cursor of a client following a rollout's events."""
+    raw = query.get("events_after", "0")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ID):
+        raise ApiError(400, "events_after must be an event id (a whole number, 0 or more).")
+    return int(raw)

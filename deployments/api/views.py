@@ -15,6 +15,7 @@ from deployments import selectors, services
 from deployments.api import openapi, serializers
 from deployments.api.auth import ApiRequest, api_view
 from deployments.api.serializers import (
+    MAX_ID,
     ApiError,
     Json,
     account_to_json,
@@ -26,9 +27,6 @@ from deployments.api.serializers import (
     scaling_to_json,
 )
 from deployments.models import App, Cluster, Deployment, name_validator
-
-# BigAutoField's largest key; a larger id in a URL is no deployment (and no query).
-MAX_ID = 2**63 - 1
 
 
 def _get_cluster(request: ApiRequest, name: str) -> Cluster:
@@ -255,10 +253,17 @@ def app_scaling(request: ApiRequest, name: str) -> HttpResponse:
     return JsonResponse(scaling_to_json(scaling, scaling.app))
 
 
+# Events per answer: a stuck rollout can report for hours.
+EVENTS_PAGE = 100
+
+
 @api_view(methods=["GET"])
 def deployment(request: ApiRequest, id: int) -> HttpResponse:
+    """The rollout and a page of its events: those after ?events_after=<id>, oldest first."""
+    after = serializers.parse_events_after(request.GET)
     deployment = _get_deployment(request, id)
-    return JsonResponse(deployment_to_json(deployment, deployment.events.all()))
+    events, more = selectors.deployment_events_after(deployment, after, EVENTS_PAGE)
+    return JsonResponse(deployment_to_json(deployment, events, more))
 
 
 @api_view(methods=["POST"], body=False)
@@ -272,8 +277,9 @@ def deployment_cancel(request: ApiRequest, id: int) -> HttpResponse:
     if rollback is not None:  # the service set the reused revision on the row only
         rollback.release.refresh_from_db(fields=["task_definition_arn"])
     cancelled = _get_deployment(request, id)
+    events, more = selectors.deployment_events_after(cancelled, 0, EVENTS_PAGE)
     body = {
-        "deployment": deployment_to_json(cancelled, cancelled.events.all()),
+        "deployment": deployment_to_json(cancelled, events, more),
         "rollback": _rollout(rollback) if rollback is not None else None,
     }
     return JsonResponse(body, status=202)

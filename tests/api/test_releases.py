@@ -32,7 +32,7 @@ RELEASE_FIELDS = {
 }  # fmt: skip
 DEPLOYMENT_FIELDS = {
     "id", "app", "status", "release", "desired", "running", "pending", "failed", "rollout_state",
-    "reason", "created_at", "started_at", "finished_at", "events",
+    "reason", "created_at", "started_at", "finished_at", "events", "more_events",
 }  # fmt: skip
 TASKDEF = "arn:aws:ecs:us-east-1:123456789012:task-definition/tinystacks-acme-web:{}"
 
@@ -103,6 +103,7 @@ def test_a_deploy_makes_a_release_and_queues_its_rollout(
         "id": deployment.pk, "app": "web", "status": "queued", "release": 1, "desired": 2,
         "running": 0, "pending": 0, "failed": 0, "rollout_state": None, "reason": "",
         "created_at": None, "started_at": None, "finished_at": None, "events": [],
+        "more_events": False,
     }  # fmt: skip
     assert deployment.release.config["env"] == {"GREETING": "hi"}
     [job] = jobs_of("run_deployment")
@@ -416,7 +417,42 @@ def test_a_deployment_with_its_counts_and_events(
         "(service web) has started 1 tasks",
         "(service web) has reached a steady state.",
     ]
-    assert all(set(e) == {"at", "message"} for e in body["events"])
+    assert all(set(e) == {"id", "at", "message"} for e in body["events"])
+    assert body["more_events"] is False
+
+
+def test_a_follower_pages_through_a_long_rollout_s_events_without_missing_one(
+    api: Api, in_flight: Deployment, viewer_token: str
+) -> None:
+    # Recorded out of time order, as ECS's own timestamps arrive late.
+    for n in range(250):
+        factories.make_event(
+            in_flight, message=f"event {n}", created_at=timezone.now() - timedelta(seconds=n)
+        )
+    path = f"/deployments/{in_flight.pk}"
+
+    seen, after, pages = [], 0, 0
+    while True:
+        body = api("GET", f"{path}?events_after={after}", viewer_token).json()
+        seen += [e["message"] for e in body["events"]]
+        pages += 1
+        after = body["events"][-1]["id"]
+        if not body["more_events"]:
+            break
+
+    assert pages == 3 and len(seen) == 251
+    assert seen[1:] == [f"event {n}" for n in range(250)]
+    assert api("GET", f"{path}?events_after={after}", viewer_token).json()["events"] == []
+
+
+@pytest.mark.parametrize("after", ["-1", "x", "1.5", "99999999999999999999", "9223372036854775808"])
+def test_a_bad_events_cursor_is_400(
+    api: Api, in_flight: Deployment, viewer_token: str, after: str
+) -> None:
+    response = api("GET", f"/deployments/{in_flight.pk}?events_after={after}", viewer_token)
+
+    assert response.status_code == 400
+    assert "events_after must be an event id" in response.json()["error"]
 
 
 def test_a_deployment_takes_the_same_queries_for_more_events(
