@@ -805,7 +805,7 @@ class ReleaseHistory:
 
 def release_history(app: App, page_number: str | None, live_version: int | None) -> ReleaseHistory:
     """One page of the app's releases, newest first, each with what it changed and how its
-    latest rollout went; four queries whatever the number of releases."""
+    latest rollout went; two queries whatever the number of releases."""
     rollouts = Deployment.objects.filter(release=OuterRef("pk")).order_by("-pk")
     releases: QuerySet[Release] = (
         app.releases.select_related("created_by", "rollback_of")
@@ -818,13 +818,11 @@ def release_history(app: App, page_number: str | None, live_version: int | None)
         .order_by("-version")
     )
     page = Paginator(releases, RELEASES_PAGE_SIZE).get_page(page_number)
-    shown = list(page.object_list)
-    before_page = (
-        app.releases.filter(version__lt=shown[-1].version).order_by("-version").first()
-        if shown and shown[-1].version > 1
-        else None
-    )
-    previous = [*shown[1:], before_page]
+    # One row past the page: the release before its last one, to say what that one changed.
+    first = (page.number - 1) * RELEASES_PAGE_SIZE
+    fetched = list(releases[first : first + RELEASES_PAGE_SIZE + 1])
+    shown = page.object_list = fetched[:RELEASES_PAGE_SIZE]
+    previous = [*fetched[1:], None][: len(shown)]
     rows = [
         ReleaseRow(
             release=release,

@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from deployments import selectors
 from deployments.models import AwsAccount, Cluster, Team
 from tests import factories
 from tests.pages.conftest import HTMX
@@ -110,3 +111,18 @@ def test_the_urls_above_are_the_real_ones() -> None:
     assert reverse("account", args=["sandbox"]) == "/accounts/sandbox/"
     assert reverse("cluster_new") == "/clusters/new"
     assert reverse("activity") == "/activity/"
+
+
+def test_the_releases_page_takes_as_many_queries_with_one_page_as_with_many(
+    owner_client: Client, cluster: Cluster
+) -> None:
+    app = factories.make_app(cluster, name="web")
+    url = reverse("app_releases", args=["web"])
+    for _ in range(3):
+        factories.make_release(app)
+    few = _queries(owner_client, url)
+    for _ in range(selectors.RELEASES_PAGE_SIZE * 2):
+        factories.make_release(app)
+
+    assert _queries(owner_client, url) == few
+    assert _queries(owner_client, f"{url}?page=2") == few
