@@ -150,19 +150,12 @@ TASK_SIZE_CHOICES = task_size_choices()
 DEFAULT_TASK_SIZE = "256/512"
 
 
-class AppCreateForm(NamedForm):
-    what = "an app"
-    error_fields: ClassVar[dict[str, str]] = {"cpu": "size", "memory": "size"}
+class AppSettingsForm(ServiceForm):
+    """The settings an app is created with and its page changes: each field defined once."""
 
-    name = forms.CharField(
-        max_length=40,
-        help_text="Lowercase letters, digits and hyphens, e.g. web.",
-    )
-    cluster = ClusterChoiceField(
-        queryset=Cluster.objects.none(),
-        empty_label="Choose a cluster",
-        help_text="One of the team's ready clusters.",
-    )
+    error_fields: ClassVar[dict[str, str]] = {"cpu": "size", "memory": "size"}
+    other_fields: ClassVar[tuple[str, ...]] = ()  # a subclass's fields that are not settings
+
     port = forms.IntegerField(
         min_value=1, max_value=65535, initial=80, help_text="The port your container listens on."
     )
@@ -174,9 +167,6 @@ class AppCreateForm(NamedForm):
         choices=TASK_SIZE_CHOICES,
         initial=DEFAULT_TASK_SIZE,
         help_text="CPU and memory per task; it must fit on one of the cluster's instances.",
-    )
-    desired_count = forms.IntegerField(
-        label="Tasks", min_value=0, max_value=5000, initial=2, help_text="How many to run."
     )
     min_healthy_percent = forms.IntegerField(
         label="Minimum healthy %",
@@ -198,6 +188,30 @@ class AppCreateForm(NamedForm):
         initial=True,
     )
 
+    def app_settings(self) -> dict[str, Any]:
+        """The app's settings as the services take them, the task size split in two."""
+        fields = {k: v for k, v in self.cleaned_data.items() if k not in self.other_fields}
+        cpu, memory = fields.pop("size").split("/")
+        return fields | {"cpu": int(cpu), "memory": int(memory)}
+
+
+class AppCreateForm(NamedForm, AppSettingsForm):
+    what = "an app"
+    other_fields = ("name", "cluster")
+
+    name = forms.CharField(
+        max_length=40,
+        help_text="Lowercase letters, digits and hyphens, e.g. web.",
+    )
+    cluster = ClusterChoiceField(
+        queryset=Cluster.objects.none(),
+        empty_label="Choose a cluster",
+        help_text="One of the team's ready clusters.",
+    )
+    desired_count = forms.IntegerField(
+        label="Tasks", min_value=0, max_value=5000, initial=2, help_text="How many to run."
+    )
+
     def __init__(
         self, *args: Any, clusters: QuerySet[Cluster], taken: QuerySet[App], **kwargs: Any
     ) -> None:
@@ -206,12 +220,46 @@ class AppCreateForm(NamedForm):
         assert isinstance(field, ClusterChoiceField)
         field.queryset = clusters
 
-    def app_settings(self) -> dict[str, Any]:
-        """The app's settings for `services.app_create`, the task size split in two."""
-        fields = dict(self.cleaned_data)
-        cpu, memory = fields.pop("size").split("/")
-        del fields["name"], fields["cluster"]
-        return fields | {"cpu": int(cpu), "memory": int(memory)}
+
+class AppUpdateForm(AppSettingsForm):
+    """The app page's settings form; it hands `services.app_update` only what changed."""
+
+    other_fields = ("deploy_now",)
+
+    command = forms.CharField(
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "class": "mono"}),
+        help_text="Run with sh -c instead of the image's own command; leave empty for that.",
+    )
+    rollout_timeout_seconds = forms.IntegerField(
+        label="Rollout timeout (seconds)",
+        min_value=60,
+        max_value=24 * 60 * 60,
+        help_text="TinyStacks stops following a rollout that makes no progress for this long.",
+    )
+    deploy_now = forms.BooleanField(
+        label="Deploy the live image now with these settings", required=False
+    )
+
+    @classmethod
+    def for_app(cls, app: App) -> AppUpdateForm:
+        settings = [name for name in cls.base_fields if name not in (*cls.other_fields, "size")]
+        initial = {name: getattr(app, name) for name in settings}
+        return cls(initial=initial | {"size": f"{app.cpu}/{app.memory}"})
+
+    def clean_command(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF; sh would take the CR as part of a word.
+        command: str = self.cleaned_data["command"]
+        return command.replace("\r\n", "\n")
+
+    def changes(self, app: App) -> dict[str, Any]:
+        """The settings that differ from `app`'s."""
+        return {
+            name: value
+            for name, value in self.app_settings().items()
+            if getattr(app, name) != value
+        }
 
 
 class DeployForm(ServiceForm):

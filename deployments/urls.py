@@ -34,6 +34,7 @@ urlpatterns = [
         views.app_secret_remove,
         name="app_secret_remove",
     ),
+    path("apps/<str:name>/settings", views.app_settings, name="app_settings"),
     path("apps/<str:name>/delete", views.app_delete, name="app_delete"),
     path("apps/<str:name>/releases/", views.app_releases, name="app_releases"),
     path(

@@ -6,6 +6,7 @@ a fragment that is being polled answers 286 (stop polling) once what it follows 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -17,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.text import Truncator
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -28,6 +30,7 @@ from deployments.forms import (
     ApiTokenForm,
     AppCreateForm,
     AppDeleteForm,
+    AppUpdateForm,
     AssumeRoleAccountForm,
     ClusterCreateForm,
     ClusterDeleteForm,
@@ -39,6 +42,7 @@ from deployments.forms import (
 )
 from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, name_validator
 from deployments.services import Conflict
+from deployments.templatetags.dashboard import duration
 
 TEAM_SESSION_KEY = "team"
 ACTIVITY_PAGE_SIZE = 50
@@ -539,6 +543,7 @@ def _app_context(
     deploy_form: DeployForm | None = None,
     config_form: ConfigForm | None = None,
     secret_form: SecretForm | None = None,
+    settings_form: AppUpdateForm | None = None,
     delete_form: AppDeleteForm | None = None,
 ) -> dict[str, Any]:
     live = services.live_release(app)
@@ -553,6 +558,7 @@ def _app_context(
         "config_form": config_form or ConfigForm.for_app(app),
         "secret_names": sorted(app.secrets),
         "secret_form": secret_form or SecretForm(),
+        "settings_form": settings_form or AppUpdateForm.for_app(app),
         "delete_form": delete_form or AppDeleteForm(name=app.name),
     }
 
@@ -663,6 +669,90 @@ def app_secret_remove(request: AuthedRequest, name: str, secret: str) -> HttpRes
         label = deployment.release.label
         messages.success(request, f"Removed the secret {secret} as {label}; deploying it…")
     return _done(request, reverse("app", args=[app.name]))
+
+
+@require_POST
+@login_required
+@vary_on_headers("HX-Request")
+def app_settings(request: AuthedRequest, name: str) -> HttpResponse:
+    """Save the settings the form changed; with `deploy_now`, redeploy the live image with them."""
+    membership, app = _get_app_for_user(request, name, write=True)
+    form = AppUpdateForm(request.POST)
+    changes = form.changes(app) if form.is_valid() else {}
+    if form.is_valid() and not changes:
+        form.add_error(None, "Nothing changed.")
+    if changes:
+        try:
+            services.app_update(app=app, actor=request.user, ip_address=_ip(request), **changes)
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            messages.success(request, _settings_words(app, changes))
+            if form.cleaned_data["deploy_now"]:
+                _deploy_live_image(request, app, changes)
+            return _done(request, reverse("app", args=[app.name]))
+    return _app_form_errors(request, membership, app, "settings-form", settings_form=form)
+
+
+# How a flash message names each setting and shows a value of it.
+SETTING_WORDS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "port": ("port", str),
+    "health_check_path": ("health-check path", str),
+    "cpu": ("CPU", "{} units".format),
+    "memory": ("memory", "{} MiB".format),
+    "command": ("command", lambda command: Truncator(command).chars(60) or "the image's own"),
+    "min_healthy_percent": ("minimum healthy %", str),
+    "max_percent": ("maximum %", str),
+    "circuit_breaker": ("circuit breaker", lambda on: "on" if on else "off"),
+    "rollout_timeout_seconds": ("rollout timeout", duration),
+}
+# Each release snapshots these (services.release_config) into its task definition...
+TASK_DEFINITION_SETTINGS = {"port", "health_check_path", "cpu", "memory", "command"}
+# ...while each rollout sends these to ECS from the app (jobs._service_spec)...
+ROLLING_UPDATE_SETTINGS = {"min_healthy_percent", "max_percent", "circuit_breaker"}
+# ...and the tracker reads rollout_timeout_seconds on every tick.
+
+
+def _settings_words(app: App, changes: dict[str, Any]) -> str:
+    """What changed, from what, and when each change reaches ECS."""
+    changed = ", ".join(_change_words(app, name, value) for name, value in changes.items())
+    when = []
+    if TASK_DEFINITION_SETTINGS & set(changes):
+        when.append(
+            "Task-definition settings take effect with the next release: a deploy, config or "
+            "secret change (a rollback runs its release's own); running tasks keep the old ones."
+        )
+    if ROLLING_UPDATE_SETTINGS & set(changes):
+        when.append("Rolling-update settings apply from the next rollout, rollbacks included.")
+    if "rollout_timeout_seconds" in changes:
+        when.append("The rollout timeout applies at once, also to a rollout in flight.")
+    return " ".join([f"Saved {app.name}'s settings: {changed}.", *when])
+
+
+def _change_words(app: App, name: str, value: Any) -> str:
+    words, show = SETTING_WORDS[name]
+    return f"{words} {show(value)} (was {show(getattr(app, name))})"
+
+
+def _deploy_live_image(request: AuthedRequest, app: App, changes: dict[str, Any]) -> None:
+    """Redeploy the live image: its new release snapshots the settings just saved. A refusal
+    leaves them saved, for the next release."""
+    live = services.live_release(app)
+    if live is None:
+        messages.warning(request, f"Nothing deployed: {app.name} has no live release yet.")
+        return
+    try:
+        deployment = services.deployment_start(
+            app=app, actor=request.user, image=live.image, ip_address=_ip(request),
+            description=f"Settings change: {', '.join(SETTING_WORDS[n][0] for n in changes)}",
+        )  # fmt: skip
+    except (ValidationError, Conflict) as error:
+        messages.warning(request, f"Not deployed: {_refusal(error)}")
+    else:
+        label = deployment.release.label
+        messages.success(request, f"Deploying {live.image} with the new settings as {label}…")
 
 
 @require_POST

@@ -44,6 +44,14 @@ SCALING_FORM = {
     "max_tasks": "6",
     "cpu_target": "50",
 }
+SETTINGS_FORM = {
+    "port": "8080",
+    "health_check_path": "/healthz",
+    "size": "512/1024",
+    "min_healthy_percent": "50",
+    "max_percent": "150",
+    "rollout_timeout_seconds": "600",
+}
 WRITES: list[tuple[str, list[Any], dict[str, str]]] = [
     (
         "app_new",
@@ -63,6 +71,7 @@ WRITES: list[tuple[str, list[Any], dict[str, str]]] = [
     ("app_config", ["web"], {"config_vars": "GREETING=hi"}),
     ("app_secret_set", ["web"], {"name": "API_KEY", "value": "hunter2"}),
     ("app_secret_remove", ["web", "API_KEY"], {}),
+    ("app_settings", ["web"], SETTINGS_FORM),
     ("app_delete", ["web"], {"confirm_name": "web"}),
     ("app_rollback", ["web", 1], {}),
     ("deployment_cancel", ["web", IN_FLIGHT], {}),
@@ -93,7 +102,16 @@ def _rows() -> tuple[object, ...]:
         Job.objects.count(),
         AuditEntry.objects.count(),
         *Deployment.objects.order_by("pk").values_list("status", flat=True),
-        *App.objects.order_by("pk").values_list("desired_count", "config_vars", "secrets"),
+        *App.objects.order_by("pk").values_list(
+            "desired_count",
+            "config_vars",
+            "secrets",
+            "port",
+            "health_check_path",
+            "cpu",
+            "max_percent",
+            "rollout_timeout_seconds",
+        ),
         *ScalingSettings.objects.order_by("pk").values_list("min_tasks", "max_tasks"),
     )
 
@@ -299,6 +317,7 @@ def test_no_app_page_or_fragment_has_inline_styles_or_scripts(
         (reverse("app_secret_set", args=["web"]), {"name": "<b>x</b>", "value": "<b>x</b>"}),
         (reverse("app_delete", args=["web"]), {"confirm_name": "<b>x</b>"}),
         (reverse("app_scaling", args=["web"]), {"mode": "x"}),
+        (reverse("app_settings", args=["web"]), {"port": "0", "command": "<b>x</b>"}),
     ]
     for url, form in posts:
         responses.append((f"POST {url}", owner_client.post(url, form).text))

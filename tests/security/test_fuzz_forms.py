@@ -15,7 +15,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from deployments.models import App, AwsAccount, Cluster, Deployment, Team
+from deployments.forms import TASK_SIZE_CHOICES
+from deployments.models import App, AuditEntry, AwsAccount, Cluster, Deployment, Team
 from tests import factories
 
 HOSTILE = st.sampled_from(
@@ -136,6 +137,54 @@ def test_secret_form(signed_in: Client, team: Team, name: str, value: str, htmx:
     assert_refused_or_escaped(response, {"name": name})
     if len(value) >= 8 and value not in name:
         assert value not in response.text and escape(value) not in response.text
+    Deployment.objects.filter(status="queued").update(status="succeeded")
+
+
+SIZE = st.one_of(st.sampled_from([value for value, _ in TASK_SIZE_CHOICES]), TEXT)
+PATH = st.one_of(st.sampled_from(["/", "/healthz", "/a b"]), TEXT)
+SETTINGS = ("port", "health_check_path", "cpu", "memory", "command", "min_healthy_percent",
+            "max_percent", "circuit_breaker", "rollout_timeout_seconds")  # fmt: skip
+
+
+@FUZZ
+@given(
+    port=NUMBER, path=PATH, size=SIZE, command=TEXT, low=NUMBER, high=NUMBER, timeout=NUMBER,
+    breaker=st.booleans(), deploy_now=st.booleans(), htmx=st.booleans(),
+)  # fmt: skip
+@example(port="8080", path="/healthz", size="512/1024", command="<script>alert(1)</script>",
+         low="50", high="150", timeout="600", breaker=False, deploy_now=True,
+         htmx=False)  # fmt: skip
+@example(port="80", path="/", size="4096/30720", command="", low="100", high="200",
+         timeout="900", breaker=True, deploy_now=False, htmx=True)  # fmt: skip
+@pytest.mark.django_db
+def test_app_settings_form(
+    signed_in: Client, team: Team, port: str, path: str, size: str, command: str, low: str,
+    high: str, timeout: str, breaker: bool, deploy_now: bool, htmx: bool,
+) -> None:  # fmt: skip
+    """A refusal (the form again, with errors or "Nothing changed.") writes nothing; a save
+    changes the row and records one app.update."""
+    app = App.objects.filter(team=team).first() or _deployed_app(team)
+    sent = {
+        "port": port, "health_check_path": path, "size": size, "command": command,
+        "min_healthy_percent": low, "max_percent": high, "rollout_timeout_seconds": timeout,
+    }  # fmt: skip
+    ticked = {"circuit_breaker": breaker, "deploy_now": deploy_now}
+    checkboxes = {name: "on" for name, on in ticked.items() if on}
+    updates = AuditEntry.objects.filter(action="app.update")
+    before = App.objects.values_list(*SETTINGS).get(pk=app.pk), updates.count()
+    headers: Any = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    response = signed_in.post(
+        reverse("app_settings", args=[app.name]), sent | checkboxes, **headers
+    )
+
+    assert_refused_or_escaped(response, sent)
+    saved = response.status_code == 302 or "HX-Redirect" in response
+    after = App.objects.values_list(*SETTINGS).get(pk=app.pk), updates.count()
+    if saved:
+        assert after[0] != before[0] and after[1] == before[1] + 1
+    else:
+        assert response.status_code == 200 and after == before
     Deployment.objects.filter(status="queued").update(status="succeeded")
 
 

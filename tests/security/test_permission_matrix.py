@@ -86,6 +86,7 @@ DASHBOARD = {
     "app_config": "object_action",
     "app_secret_set": "object_action",
     "app_secret_remove": "object_action",
+    "app_settings": "object_action",
     "app_delete": "object_action",
     "app_rollback": "object_action",
     "deployment_cancel": "object_action",
