@@ -546,14 +546,9 @@ def _app_context(
     settings_form: AppUpdateForm | None = None,
     delete_form: AppDeleteForm | None = None,
 ) -> dict[str, Any]:
-    live = services.live_release(app)
-    rollout = selectors.app_rollout(app)
-    return {
-        "membership": membership,
-        "app": app,
-        "live": live,
-        "rollout": rollout,
-        "busy": rollout is not None and rollout.deployment.is_active,
+    context = _app_live_context(membership, app)
+    live = context["live"]
+    return context | {
         "deploy_form": deploy_form or DeployForm(initial={"image": live.image if live else ""}),
         "config_form": config_form or ConfigForm.for_app(app),
         "secret_names": sorted(app.secrets),
@@ -563,17 +558,30 @@ def _app_context(
     }
 
 
+def _app_live_context(membership: Membership, app: App) -> dict[str, Any]:
+    """What the app's live part shows: the live release and the latest rollout."""
+    rollout = selectors.app_rollout(app)
+    return {
+        "membership": membership,
+        "app": app,
+        "live": services.live_release(app),
+        "rollout": rollout,
+        "busy": rollout is not None and rollout.deployment.is_active,
+    }
+
+
 @require_GET
 @login_required
 @vary_on_headers("HX-Request")
 def app_detail(request: AuthedRequest, name: str) -> HttpResponse:
-    """The app, its live release and its latest rollout, followed live while it is in flight."""
+    """The app, its live release and its latest rollout, followed live while it is in flight
+    (the live part alone, polled every few seconds, builds none of the page's forms)."""
     membership, app = _get_app_for_user(request, name)
-    context = _app_context(membership, app)
     if _wants_fragment(request):
+        context = _app_live_context(membership, app)
         template = "deployments/app_detail.html#app-live"
         return _fragment(request, template, context, settled=not context["busy"])
-    return _page(request, "deployments/app_detail.html", context)
+    return _page(request, "deployments/app_detail.html", _app_context(membership, app))
 
 
 def _app_form_errors(
