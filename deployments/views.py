@@ -39,6 +39,7 @@ from deployments.forms import (
     DeployForm,
     ScalingForm,
     SecretForm,
+    ServiceForm,
 )
 from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, name_validator
 from deployments.services import Conflict
@@ -593,26 +594,40 @@ def _app_form_errors(
     return _page(request, "deployments/app_detail.html", context)
 
 
+def _submit_app_form(
+    request: AuthedRequest, membership: Membership, app: App, form: ServiceForm, kind: str,
+    save: Callable[[], str],
+) -> HttpResponse:  # fmt: skip
+    """Run `save` (a service call) when `form` is valid: the words it returns become the flash
+    message, then the app's page; a refusal comes back on the form (the page's `<kind>_form`,
+    its `<kind>-form` partial for HTMX)."""
+    if form.is_valid():
+        try:
+            words = save()
+        except ValidationError as error:
+            form.add_service_error(error)
+        except Conflict as conflict:
+            form.add_error(None, str(conflict))
+        else:
+            messages.success(request, words)
+            return _done(request, reverse("app", args=[app.name]))
+    return _app_form_errors(request, membership, app, f"{kind}-form", **{f"{kind}_form": form})
+
+
 @require_POST
 @login_required
 @vary_on_headers("HX-Request")
 def app_deploy(request: AuthedRequest, name: str) -> HttpResponse:
     membership, app = _get_app_for_user(request, name, write=True)
     form = DeployForm(request.POST)
-    if form.is_valid():
-        try:
-            deployment = services.deployment_start(
-                app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
-            )
-        except ValidationError as error:
-            form.add_service_error(error)
-        except Conflict as conflict:
-            form.add_error(None, str(conflict))
-        else:
-            release = deployment.release
-            messages.success(request, f"Deploying {release.image} as {release.label}…")
-            return _done(request, reverse("app", args=[app.name]))
-    return _app_form_errors(request, membership, app, "deploy-form", deploy_form=form)
+
+    def deploy() -> str:
+        release = services.deployment_start(
+            app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+        ).release
+        return f"Deploying {release.image} as {release.label}…"
+
+    return _submit_app_form(request, membership, app, form, "deploy", deploy)
 
 
 @require_POST
@@ -621,21 +636,15 @@ def app_deploy(request: AuthedRequest, name: str) -> HttpResponse:
 def app_config(request: AuthedRequest, name: str) -> HttpResponse:
     membership, app = _get_app_for_user(request, name, write=True)
     form = ConfigForm(request.POST)
-    if form.is_valid():
-        try:
-            deployment = services.config_set(
-                app=app, actor=request.user, ip_address=_ip(request),
-                config_vars=form.cleaned_data["config_vars"],
-            )  # fmt: skip
-        except ValidationError as error:
-            form.add_service_error(error)
-        except Conflict as conflict:
-            form.add_error(None, str(conflict))
-        else:
-            label = deployment.release.label
-            messages.success(request, f"Saved the config vars as {label}; deploying it…")
-            return _done(request, reverse("app", args=[app.name]))
-    return _app_form_errors(request, membership, app, "config-form", config_form=form)
+
+    def save_config() -> str:
+        deployment = services.config_set(
+            app=app, actor=request.user, ip_address=_ip(request),
+            config_vars=form.cleaned_data["config_vars"],
+        )  # fmt: skip
+        return f"Saved the config vars as {deployment.release.label}; deploying it…"
+
+    return _submit_app_form(request, membership, app, form, "config", save_config)
 
 
 @require_POST
@@ -646,20 +655,15 @@ def app_secret_set(request: AuthedRequest, name: str) -> HttpResponse:
     """Add or replace a secret; on a refusal the form comes back with its value field empty."""
     membership, app = _get_app_for_user(request, name, write=True)
     form = SecretForm(request.POST)
-    if form.is_valid():
-        try:
-            deployment = services.secret_set(
-                app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
-            )
-        except ValidationError as error:
-            form.add_service_error(error)
-        except Conflict as conflict:
-            form.add_error(None, str(conflict))
-        else:
-            secret, label = form.cleaned_data["name"], deployment.release.label
-            messages.success(request, f"Saved the secret {secret} as {label}; deploying it…")
-            return _done(request, reverse("app", args=[app.name]))
-    return _app_form_errors(request, membership, app, "secret-form", secret_form=form)
+
+    def save_secret() -> str:
+        deployment = services.secret_set(
+            app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+        )
+        secret, label = form.cleaned_data["name"], deployment.release.label
+        return f"Saved the secret {secret} as {label}; deploying it…"
+
+    return _submit_app_form(request, membership, app, form, "secret", save_secret)
 
 
 @require_POST

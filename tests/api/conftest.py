@@ -24,6 +24,7 @@ from deployments.models import (
     ScalingSettings,
     Team,
 )
+from tests import factories
 
 _numbers = itertools.count(1)
 NO_BODY: Any = object()
@@ -86,3 +87,10 @@ def viewer_token(team: Team) -> str:
 def outsider_token(other_team: Team) -> str:
     """An owner's token, but of another team."""
     return make_api_token(other_team, Membership.Role.OWNER)[1]
+
+
+@pytest.fixture
+def cluster(team: Team) -> Cluster:
+    """A ready cluster of t3.medium instances (2 vCPU, 3635 MiB for tasks each)."""
+    account = factories.make_account(team, name="main")
+    return factories.make_cluster(account, name="main", status=Cluster.Status.READY)

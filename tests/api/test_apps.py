@@ -25,13 +25,6 @@ SECRET = "s3cr3t-value-never-shown"
 
 
 @pytest.fixture
-def cluster(team: Team) -> Cluster:
-    """A ready cluster of t3.medium instances (2 vCPU, 3635 MiB for tasks each)."""
-    account = factories.make_account(team, name="main")
-    return factories.make_cluster(account, name="main", status=Cluster.Status.READY)
-
-
-@pytest.fixture
 def app(cluster: Cluster) -> App:
     return factories.make_app(cluster, name="web", config_vars={"SECRET_KEY": SECRET, "DEBUG": "0"})
 

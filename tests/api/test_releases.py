@@ -38,12 +38,6 @@ TASKDEF = "arn:aws:ecs:us-east-1:123456789012:task-definition/tinystacks-acme-we
 
 
 @pytest.fixture
-def cluster(team: Team) -> Cluster:
-    account = factories.make_account(team, name="main")
-    return factories.make_cluster(account, name="main", status=Cluster.Status.READY)
-
-
-@pytest.fixture
 def app(cluster: Cluster) -> App:
     return factories.make_app(cluster, name="web", config_vars={"GREETING": "hi"})
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from deployments import encryption
-from deployments.models import App, AuditEntry, Cluster, Deployment, Job, Release, Team
+from deployments.models import App, AuditEntry, Cluster, Deployment, Job, Release
 from tests import factories
 from tests.api.conftest import NO_BODY, Api, row_counts
 
@@ -17,12 +17,6 @@ pytestmark = pytest.mark.django_db
 
 VALUE = "hunter2-Api-Planted-5c1d"
 URL = "/apps/web/secrets/{}"
-
-
-@pytest.fixture
-def cluster(team: Team) -> Cluster:
-    account = factories.make_account(team, name="main")
-    return factories.make_cluster(account, name="main", status=Cluster.Status.READY)
 
 
 @pytest.fixture
