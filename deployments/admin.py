@@ -93,7 +93,8 @@ class ClusterAdmin(admin.ModelAdmin[Cluster]):
     list_select_related = ["team", "account__team"]
     search_fields = ["name", "uuid", "team__name", "team__slug", "account__name", "resources"]
     autocomplete_fields = ["team", "account"]
-    readonly_fields = ["uuid", "status", "status_reason", "steps", "resources", "created_at",
+    readonly_fields = ["uuid", "status", "status_reason", "steps", "resources", "capacity",
+                       "capacity_at", "capacity_error", "capacity_tried_at", "created_at",
                        "updated_at", "jobs_link"]  # fmt: skip
 
     @admin.display(description="instances (min/desired/max)")

@@ -31,7 +31,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
 from rq.job import JobStatus, get_current_job
 
-from deployments import encryption, signin, tracker
+from deployments import encryption, inventory, signin, tracker
 from deployments.aws import ecs_services, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess, add_client_hook
@@ -590,7 +590,8 @@ def _deployment_failed(deployment: Deployment, reason: str) -> None:
 
 
 def tick() -> None:
-    """The scheduled heartbeat: one at a time, it re-enqueues work that Redis lost."""
+    """The scheduled heartbeat: one at a time, it follows rollouts, re-enqueues work that Redis
+    lost and, last, refreshes the clusters' live capacity (reads that may wait, unlike the rest)."""
     lock = django_rq.get_connection("default").lock(
         TICK_LOCK, timeout=max(60, settings.TINYSTACKS_POLL_SECONDS * 10), blocking=False
     )
@@ -600,6 +601,7 @@ def tick() -> None:
         tracker.follow_rollouts()
         jobs_requeue_lost()
         signin.failures_prune()
+        inventory.capacity_refresh()
     finally:
         lock.release()
 

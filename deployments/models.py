@@ -152,6 +152,14 @@ class Cluster(models.Model):
     steps = models.JSONField(default=list, blank=True)
     # The AWS resources this cluster owns, by kind: {"vpc_id": ..., "cluster_arn": ...}.
     resources = models.JSONField(default=dict, blank=True)
+    # Live capacity as the tick last read it from ECS, for pages (which never call AWS):
+    # {"zones": [deployments.aws.inventory.ZoneCapacity as a dict, ...]}, read at capacity_at.
+    capacity = models.JSONField(default=dict, blank=True)
+    capacity_at = models.DateTimeField(null=True, blank=True)
+    # Why the latest read failed ("" once one succeeds); the snapshot above is kept meanwhile.
+    capacity_error = models.TextField(blank=True)
+    # The latest read, successful or not: reads are spaced from it.
+    capacity_tried_at = models.DateTimeField(null=True, blank=True)
     # The job working on this cluster's AWS resources; one at a time (claimed conditionally).
     current_job = models.ForeignKey(
         "Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -182,6 +190,14 @@ class Cluster(models.Model):
     @property
     def ecs_name(self) -> str:
         return f"tinystacks-{self.team.slug}-{self.name}"
+
+    @property
+    def live_instances(self) -> int | None:
+        """Instances registered with ECS as the tick last read them; None before the first read,
+        and unless the cluster is ready (reads stop when it is not, so the numbers would be old)."""
+        if self.capacity_at is None or self.status != self.Status.READY:
+            return None
+        return sum(int(zone["instances"]) for zone in self.capacity.get("zones", []))
 
 
 class App(models.Model):

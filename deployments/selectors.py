@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -319,30 +319,127 @@ def cluster_resources(cluster: Cluster) -> list[tuple[str, str]]:
     return rows
 
 
+def _percent(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole > 0 else 0
+
+
+@dataclass(frozen=True)
+class LiveZone:
+    """Container instances in one zone (or in all) as the tick last read them from ECS."""
+
+    instances: int = 0
+    active: int = 0
+    draining: int = 0
+    agents_connected: int = 0
+    cpu_registered: int = 0
+    cpu_remaining: int = 0
+    memory_registered: int = 0
+    memory_remaining: int = 0
+    running_tasks: int = 0
+    pending_tasks: int = 0
+
+    @classmethod
+    def from_snapshot(cls, zone: dict[str, Any]) -> LiveZone:
+        return cls(**{f.name: int(zone.get(f.name) or 0) for f in fields(cls)})
+
+    def __add__(self, other: LiveZone) -> LiveZone:
+        return LiveZone(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def agents_disconnected(self) -> int:
+        return self.instances - self.agents_connected
+
+    @property
+    def cpu_used(self) -> int:
+        return self.cpu_registered - self.cpu_remaining
+
+    @property
+    def cpu_percent(self) -> int:
+        return _percent(self.cpu_used, self.cpu_registered)
+
+    @property
+    def memory_used(self) -> int:
+        return self.memory_registered - self.memory_remaining
+
+    @property
+    def memory_percent(self) -> int:
+        return _percent(self.memory_used, self.memory_registered)
+
+
 @dataclass(frozen=True)
 class ZoneRow:
-    zone: str
+    zone: str  # "" for instances ECS gave no zone
     subnet_id: str
     expected_instances: int
+    live: LiveZone | None  # None: no live numbers (none read yet, or the cluster is not ready)
 
 
-def cluster_zones(cluster: Cluster) -> list[ZoneRow]:
-    """The cluster's availability zones and how the Auto Scaling group spreads the desired
-    instances over them (it balances zones); read from the database, not from AWS."""
+@dataclass(frozen=True)
+class ClusterCapacity:
+    zones: list[ZoneRow]
+    total: LiveZone | None
+    read_at: datetime | None
+    error: str  # why the latest read of ECS failed; "" if it did not
+    settling: bool  # the instances are catching up with a change: pages follow them
+
+
+# Instances take minutes to boot and join ECS (provisioning waits up to 15 min for them); a page
+# follows a ready cluster's instances for this long after a change, and no longer.
+CAPACITY_SETTLE_WINDOW = timedelta(minutes=15)
+
+
+def cluster_capacity(cluster: Cluster) -> ClusterCapacity:
+    """The cluster's availability zones: how the Auto Scaling group spreads the desired instances
+    over them (it balances zones), beside what ECS said runs there when the tick last read it
+    (`deployments.inventory`). From the database only: pages never call AWS."""
     resources = cluster.resources or {}
     zones: list[str] = list(resources.get("availability_zones") or [])
     subnets: list[str] = list(resources.get("subnet_ids") or [])
-    if not zones:
-        return []
-    share, extra = divmod(cluster.desired_instances, len(zones))
-    return [
+    live = _live_zones(cluster)
+    share, extra = divmod(cluster.desired_instances, len(zones)) if zones else (0, 0)
+    rows = [
         ZoneRow(
             zone=zone,
             subnet_id=subnets[i] if i < len(subnets) else "",
             expected_instances=share + (1 if i < extra else 0),
+            live=None if live is None else live.get(zone, LiveZone()),
         )
         for i, zone in enumerate(zones)
     ]
+    # Zones the cluster has no subnet in: nothing planned there, but the instances are shown.
+    unplanned = {} if live is None else {z: found for z, found in live.items() if z not in zones}
+    rows += [ZoneRow(zone, "", 0, unplanned[zone]) for zone in sorted(unplanned)]
+    ready = cluster.status == Cluster.Status.READY
+    return ClusterCapacity(
+        zones=rows,
+        total=None if live is None else sum(live.values(), LiveZone()),
+        read_at=cluster.capacity_at if ready else None,
+        error=cluster.capacity_error if ready else "",
+        settling=_capacity_settling(cluster),
+    )
+
+
+def _live_zones(cluster: Cluster) -> dict[str, LiveZone] | None:
+    if cluster.live_instances is None:
+        return None
+    snapshot = cluster.capacity.get("zones", [])
+    return {zone["zone"]: LiveZone.from_snapshot(zone) for zone in snapshot}
+
+
+def _capacity_settling(cluster: Cluster) -> bool:
+    """Ready, changed (provisioned or resized) within CAPACITY_SETTLE_WINDOW, and not yet seen
+    through: no read since the change, or not the desired number of instances in the last."""
+    if (
+        cluster.status != Cluster.Status.READY
+        or timezone.now() - cluster.updated_at > CAPACITY_SETTLE_WINDOW
+    ):
+        return False
+    read_at = cluster.capacity_at
+    return (
+        read_at is None
+        or read_at < cluster.updated_at
+        or cluster.live_instances != cluster.desired_instances
+    )
 
 
 def audit_entries_of(team: Team) -> QuerySet[AuditEntry]:

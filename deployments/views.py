@@ -405,15 +405,19 @@ def _cluster_context(
     job = selectors.cluster_latest_job(cluster)
     job_running = job is not None and job.status in selectors.JOB_ACTIVE_STATUSES
     steps = selectors.cluster_steps(cluster)
+    busy = cluster.status in selectors.CLUSTER_BUSY_STATUSES or job_running
+    capacity = selectors.cluster_capacity(cluster)
     return {
         "membership": membership,
         "cluster": cluster,
         "job": job,
-        "busy": cluster.status in selectors.CLUSTER_BUSY_STATUSES or job_running,
+        "busy": busy,
+        # Polling also while the instances catch up with a change, which no job waits for.
+        "following": busy or capacity.settling,
         "steps": steps,
         "steps_done": sum(step.status == "done" for step in steps),
         "resources": selectors.cluster_resources(cluster),
-        "zones": selectors.cluster_zones(cluster),
+        "capacity": capacity,
         "resize_form": resize_form or ClusterResizeForm.for_cluster(cluster),
         "delete_form": delete_form or ClusterDeleteForm(cluster_name=cluster.name),
     }
@@ -427,7 +431,7 @@ def cluster_detail(request: AuthedRequest, name: str) -> HttpResponse:
     context = _cluster_context(membership, cluster)
     if _wants_fragment(request):
         template = "deployments/cluster_detail.html#cluster-live"
-        return _fragment(request, template, context, settled=not context["busy"])
+        return _fragment(request, template, context, settled=not context["following"])
     return _page(request, "deployments/cluster_detail.html", context)
 
 

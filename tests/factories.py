@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from deployments.aws.inventory import ZoneCapacity
+from deployments.capacity import INSTANCE_TYPES
 from deployments.models import (
     App,
     AuditEntry,
@@ -109,3 +112,30 @@ def backdate_lost(job: Job) -> None:
     its heartbeat long stale."""
     long_ago = timezone.now() - timedelta(minutes=5)
     Job.objects.filter(pk=job.pk).update(created_at=long_ago, heartbeat_at=long_ago)
+
+
+def make_capacity(
+    cluster: Cluster, instances: dict[str, int], tasks_per_instance: int = 0, **fields: Any
+) -> Cluster:
+    """A live-capacity snapshot, stored as the tick stores it: `instances[zone]` ACTIVE t3.medium
+    instances in each zone, each running `tasks_per_instance` tasks of 256 CPU units and 512 MiB;
+    `fields` override the cluster's other capacity fields (read now, no error, by default)."""
+    medium = INSTANCE_TYPES["t3.medium"]
+    zones = [
+        ZoneCapacity(
+            zone=zone, instances=n, active=n, draining=0, agents_connected=n,
+            cpu_registered=n * medium.cpu_units,
+            cpu_remaining=n * (medium.cpu_units - 256 * tasks_per_instance),
+            memory_registered=n * medium.task_memory_mib,
+            memory_remaining=n * (medium.task_memory_mib - 512 * tasks_per_instance),
+            running_tasks=n * tasks_per_instance, pending_tasks=0,
+        )
+        for zone, n in instances.items()
+    ]  # fmt: skip
+    now = timezone.now()
+    snapshot = {"capacity": {"zones": [asdict(zone) for zone in zones]}, "capacity_at": now}
+    Cluster.objects.filter(pk=cluster.pk).update(
+        **snapshot | {"capacity_tried_at": now, "capacity_error": ""} | fields
+    )
+    cluster.refresh_from_db()
+    return cluster

@@ -113,7 +113,7 @@ def _release_idle_protected_instances(
             instance.ec2_instance_id
             for instances in backend.container_instances.values()
             for instance in instances.values()
-            if instance.running_tasks_count > 0
+            if instance.running_tasks_count + instance.pending_tasks_count > 0
         }
         idle = [
             state

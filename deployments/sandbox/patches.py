@@ -41,6 +41,7 @@ def apply() -> None:
         _patch_update_and_delete_service()
         _patch_tasks()
         _patch_list_task_definitions()
+        _patch_list_container_instances()
         _patch_auto_scaling_groups()
         _applied = True
 
@@ -203,9 +204,7 @@ def _patch_list_task_definitions() -> None:
         family = self._get_param("familyPrefix")
         status = self._get_param("status", "ACTIVE")
         descending = self._get_param("sort", "ASC") == "DESC"
-        max_results = self._get_param("maxResults", 100)
-        if not isinstance(max_results, int) or not 1 <= max_results <= 100:
-            raise InvalidParameterException("maxResults must be between 1 and 100.")
+        max_results = _max_results(self)
         listed = sorted(
             ((definition.family, definition.revision), definition.arn)
             for revisions in self.ecs_backend.task_definitions.values()
@@ -232,11 +231,50 @@ def _patch_list_task_definitions() -> None:
     EC2ContainerServiceResponse.list_task_definitions = list_task_definitions  # type: ignore[method-assign]
 
 
+def _max_results(response: EC2ContainerServiceResponse) -> int:
+    max_results = response._get_param("maxResults", 100)
+    if not isinstance(max_results, int) or not 1 <= max_results <= 100:
+        raise InvalidParameterException("maxResults must be between 1 and 100.")
+    return max_results
+
+
 def _token_key(token: str) -> tuple[str, int]:
     try:
         revision, family = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
         return family, int(revision)
     except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidParameterException("Invalid nextToken.") from None
+
+
+def _patch_list_container_instances() -> None:
+    """moto lists every container instance in one page, ignoring `maxResults` and `nextToken`, and
+    lists none for a cluster that does not exist; ECS returns up to 100 (or `maxResults`) and a
+    `nextToken` for the rest, and ClusterNotFoundException. moto sorts the ARNs; the token names
+    the last ARN of the page."""
+
+    def list_container_instances(self: EC2ContainerServiceResponse) -> ActionResult:
+        cluster = self.ecs_backend._get_cluster(self._get_param("cluster", "default"))
+        arns = self.ecs_backend.list_container_instances(
+            cluster.name, status=self._get_param("status")
+        )
+        max_results = _max_results(self)
+        token = self._get_param("nextToken")
+        if token:
+            after = _token_arn(token)
+            arns = [arn for arn in arns if arn > after]
+        page = arns[:max_results]
+        result: dict[str, Any] = {"containerInstanceArns": page}
+        if len(arns) > max_results:
+            result["nextToken"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+        return ActionResult(result)
+
+    EC2ContainerServiceResponse.list_container_instances = list_container_instances  # type: ignore[method-assign]
+
+
+def _token_arn(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError):
         raise InvalidParameterException("Invalid nextToken.") from None
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from moto.core.utils import utcnow
-from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
+from moto.ecs.models import ContainerInstance, EC2ContainerServiceBackend, Service, Task
 
 from deployments.sandbox import agent, autoscaling, patches, placement, tasks
 from deployments.sandbox.ecs_services import (
@@ -332,3 +333,14 @@ def _count_cluster_resources(backend: EC2ContainerServiceBackend) -> None:
             for service in backend.services.values()
             if service.cluster_name == cluster.name and service.status == "ACTIVE"
         )
+        _count_instance_tasks(backend.container_instances.get(cluster.name, {}).values(), live)
+
+
+def _count_instance_tasks(instances: Iterable[ContainerInstance], live: list[Task]) -> None:
+    """ECS counts an instance's RUNNING and PENDING tasks apart; moto counts every task placed on
+    it as running from the moment it is placed."""
+    running = Counter(t.container_instance_arn for t in live if t.last_status == "RUNNING")
+    pending = Counter(t.container_instance_arn for t in live if tasks.is_pending(t))
+    for instance in instances:
+        instance.running_tasks_count = running[instance.container_instance_arn]
+        instance.pending_tasks_count = pending[instance.container_instance_arn]

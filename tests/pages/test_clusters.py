@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from deployments.capacity import INSTANCE_TYPES
 from deployments.models import AuditEntry, AwsAccount, Cluster, Job, Team
 from tests import factories
 from tests.pages.conftest import HTMX
@@ -169,7 +173,7 @@ def test_provisioning_shows_step_by_step(owner_client: Client, account: AwsAccou
     assert page.count("step step-pending") == 1
     assert "vpc-0abc" in page and "subnet-1, subnet-2, subnet-3" in page
     assert "eu-west-1c" in page
-    assert "Live instance counts per zone come with a later release" in page
+    assert "live numbers show once the cluster is ready" in page
     assert 'hx-trigger="every 2s"' in page
     assert "Resizing and deleting are available once" in page
 
@@ -235,7 +239,8 @@ def test_the_fragment_polls_while_the_cluster_changes(
 def test_the_fragment_stops_polling_once_the_cluster_settles(
     owner_client: Client, account: AwsAccount, status: str
 ) -> None:
-    factories.make_cluster(account, name="main", status=status)
+    cluster = factories.make_cluster(account, name="main", status=status)
+    factories.make_capacity(cluster, {"eu-west-1a": 1, "eu-west-1b": 1})  # its 2, read since
 
     response = owner_client.get(reverse("cluster", args=["main"]), **HTMX)  # type: ignore[arg-type]
 
@@ -264,6 +269,156 @@ def test_a_failed_resize_job_shows_its_error(
     page = owner_client.get(reverse("cluster", args=["main"])).text
 
     assert "Scaling failed: boom" in page
+
+
+# Live capacity, as the tick last read it
+
+
+ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+
+
+def _zoned(account: AwsAccount, **fields: Any) -> Cluster:
+    """A ready cluster with a subnet in each of three zones."""
+    resources = {"availability_zones": ZONES, "subnet_ids": ["subnet-a", "subnet-b", "subnet-c"]}
+    return factories.make_cluster(
+        account, name="main", status="ready", resources=resources, **fields
+    )
+
+
+def _row(page: str, zone: str) -> str:
+    """The text of the capacity table's row for `zone`, tags and spacing taken out."""
+    start = page.index(f"<td>{zone}</td>")
+    row = page[start : page.index("</tr>", start)]
+    return " ".join(re.sub(r"<[^>]+>", " ", row).split())
+
+
+def test_the_page_shows_live_instances_per_zone_beside_the_plan(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = _zoned(account, desired_instances=3, max_instances=6)
+    factories.make_capacity(cluster, {"eu-west-1a": 1, "eu-west-1b": 2}, tasks_per_instance=1)
+
+    page = owner_client.get(reverse("cluster", args=["main"])).text
+
+    memory = INSTANCE_TYPES["t3.medium"].task_memory_mib
+    assert _row(page, "eu-west-1a") == (
+        f"eu-west-1a subnet-a 1 planned, 1 live 256 of 2048 units (12 %) "
+        f"512 of {memory} MiB ({round(51200 / memory)} %) 1 running"
+    )
+    assert _row(page, "eu-west-1b").startswith("eu-west-1b subnet-b 1 planned, 2 live 512 of 4096")
+    assert _row(page, "eu-west-1c") == (
+        "eu-west-1c subnet-c 1 planned, 0 live 0 of 0 units (0 %) 0 of 0 MiB (0 %) 0 running"
+    )
+    assert "3 desired" in page and "· 3 live" in page
+    assert "768 of 6144 units (12 %)" in page  # all zones
+    assert "Live as of" in page and "just now" in page
+    assert "Live numbers show here after" not in page
+
+
+def test_draining_instances_and_disconnected_agents_are_pointed_out(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = factories.make_capacity(_zoned(account), {"eu-west-1a": 2})
+    [zone] = cluster.capacity["zones"]
+    zone |= {"active": 1, "draining": 1, "agents_connected": 1}
+    Cluster.objects.filter(pk=cluster.pk).update(capacity={"zones": [zone]})
+
+    page = owner_client.get(reverse("cluster", args=["main"])).text
+
+    assert _row(page, "eu-west-1a").startswith(
+        "eu-west-1a subnet-a 1 planned, 2 live (1 draining) 1 agent disconnected"
+    )
+
+
+def test_a_failed_read_says_when_the_last_good_one_was_and_why(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = _zoned(account)
+    error = "AWS refused ListContainerInstances: AccessDeniedException: Not authorized."
+    factories.make_capacity(
+        cluster,
+        {"eu-west-1a": 1, "eu-west-1b": 1},
+        capacity_at=timezone.now() - timedelta(minutes=3),
+        capacity_error=error,
+    )
+
+    page = owner_client.get(reverse("cluster", args=["main"])).text
+
+    assert f"3\xa0minutes ago</time>: {error}" in page and "Last read" in page
+    assert _row(page, "eu-west-1a").startswith("eu-west-1a subnet-a 1 planned, 1 live")
+
+
+def test_a_cluster_never_read_says_why_and_shows_the_plan(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = _zoned(account)
+    Cluster.objects.filter(pk=cluster.pk).update(capacity_error="Could not reach AWS at x.")
+
+    page = owner_client.get(reverse("cluster", args=["main"])).text
+
+    assert "Not read yet: Could not reach AWS at x." in page
+    assert _row(page, "eu-west-1a") == "eu-west-1a subnet-a 1 planned — — —"
+
+
+def test_a_ready_cluster_is_followed_until_its_instances_are_read(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = _zoned(account)
+    url = reverse("cluster", args=["main"])
+
+    waiting = owner_client.get(url, **HTMX)  # type: ignore[arg-type]
+    assert waiting.status_code == 200 and 'hx-trigger="every 2s"' in waiting.text
+    assert "Live numbers show here after the dashboard's next read of ECS" in waiting.text
+
+    factories.make_capacity(cluster, {"eu-west-1a": 1})  # one of two joined so far
+    assert owner_client.get(url, **HTMX).status_code == 200  # type: ignore[arg-type]
+
+    factories.make_capacity(cluster, {"eu-west-1a": 1, "eu-west-1b": 1})
+    settled = owner_client.get(url, **HTMX)  # type: ignore[arg-type]
+    assert settled.status_code == 286 and "hx-trigger" not in settled.text
+    assert "Updating as it happens" not in settled.text
+
+
+def test_a_resize_is_followed_until_a_read_shows_it_but_not_for_ever(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = factories.make_capacity(_zoned(account), {"eu-west-1a": 1, "eu-west-1b": 1})
+    url = reverse("cluster", args=["main"])
+    Cluster.objects.filter(pk=cluster.pk).update(
+        desired_instances=3, max_instances=6, updated_at=timezone.now()
+    )
+
+    assert owner_client.get(url, **HTMX).status_code == 200  # type: ignore[arg-type]
+
+    long_ago = timezone.now() - timedelta(minutes=16)
+    Cluster.objects.filter(pk=cluster.pk).update(updated_at=long_ago, capacity_at=long_ago)
+    assert owner_client.get(url, **HTMX).status_code == 286  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", ["provisioning", "failed", "deleting"])
+def test_a_cluster_that_is_not_ready_shows_no_old_live_numbers(
+    owner_client: Client, account: AwsAccount, status: str
+) -> None:
+    cluster = factories.make_capacity(_zoned(account), {"eu-west-1a": 1, "eu-west-1b": 1})
+    Cluster.objects.filter(pk=cluster.pk).update(status=status, capacity_error="boom")
+
+    page = owner_client.get(reverse("cluster", args=["main"])).text
+
+    assert _row(page, "eu-west-1a") == "eu-west-1a subnet-a 1 planned — — —"
+    assert "live numbers show once the cluster is ready" in page
+    assert "Live as of" not in page and "boom" not in page
+
+
+def test_the_overview_counts_the_live_instances_once_read(
+    owner_client: Client, account: AwsAccount
+) -> None:
+    cluster = _zoned(account, desired_instances=3, max_instances=6)
+
+    assert "3 × t3.medium" in owner_client.get(reverse("overview")).text
+
+    factories.make_capacity(cluster, {"eu-west-1a": 1, "eu-west-1b": 1})
+    page = owner_client.get(reverse("overview")).text
+    assert "2 live" in page and "of 3" in page and "3 × t3.medium" not in page
 
 
 def test_an_unknown_or_impossible_cluster_name_is_404(owner_client: Client) -> None:

@@ -41,6 +41,7 @@ def _clusters(team: Team, n: int) -> None:
     account = factories.make_account(team)
     for i in range(n):
         cluster = factories.make_cluster(account, status="provisioning" if i % 2 else "ready")
+        factories.make_capacity(cluster, {"eu-west-1a": i, "eu-west-1b": 1})
         factories.make_app(cluster)
 
 
@@ -61,6 +62,8 @@ def _cluster_detail(team: Team, n: int) -> None:
         "subnet_ids": [f"subnet-{i}" for i in range(min(n, 6))],
     }
     cluster.save()
+    zones = cluster.resources["availability_zones"] + ["eu-west-1z"]  # one without a subnet
+    factories.make_capacity(cluster, dict.fromkeys(zones, n), tasks_per_instance=2)
     for _ in range(n):
         factories.make_job(team, cluster, kind="scale_cluster", status="succeeded")
         factories.make_cluster(account, status="deleted", name="main")
