@@ -630,16 +630,20 @@ class AppSummary(RolloutBar):
         return APP_STATES[self.deployment.status][1]
 
 
-def app_summaries(team: Team) -> list[AppSummary]:
-    """The team's apps, each with its live release, latest rollout and whether it is being
-    deleted: three queries whatever the number of apps."""
+OVERVIEW_APPS_PAGE = 50
+
+
+def app_summaries(team: Team, page_number: str | None, name_part: str = "") -> Page[AppSummary]:
+    """One page of the team's apps (those whose name contains `name_part`), by name, each with
+    its live release, latest rollout and whether it is being deleted: four queries whatever the
+    number of apps."""
     rollouts = Deployment.objects.filter(app=OuterRef("pk")).order_by("-pk")
     succeeded = Deployment.objects.filter(app=OuterRef("pk"), status=Deployment.Status.SUCCEEDED)
     deleting = _jobs_of_kind("app", "delete_app").filter(
         target_id=OuterRef("pk"), status__in=JOB_ACTIVE_STATUSES
     )
-    apps = list(
-        App.objects.filter(team=team)
+    apps = (
+        App.objects.filter(team=team, name__icontains=name_part)
         .select_related("cluster")
         .annotate(
             latest_deployment_id=Subquery(rollouts.values("pk")[:1]),
@@ -650,21 +654,25 @@ def app_summaries(team: Team) -> list[AppSummary]:
         )
         .order_by("name")
     )
-    deployment_ids = [getattr(app, "latest_deployment_id", None) for app in apps]
-    release_ids = [getattr(app, "live_release_id", None) for app in apps]
+    paginator: Paginator[Any] = Paginator(apps, OVERVIEW_APPS_PAGE)
+    page = paginator.get_page(page_number)
+    shown = list(page.object_list)
+    deployment_ids = [getattr(app, "latest_deployment_id", None) for app in shown]
+    release_ids = [getattr(app, "live_release_id", None) for app in shown]
     deployments = Deployment.objects.select_related("release").in_bulk(
         [pk for pk in deployment_ids if pk is not None]
     )
     releases = Release.objects.in_bulk([pk for pk in release_ids if pk is not None])
-    return [
+    summaries = [
         AppSummary(
             app=app,
             live=releases.get(release_id) if release_id else None,
             deployment=deployments.get(deployment_id) if deployment_id else None,
             deleting=bool(getattr(app, "deleting", False)),
         )
-        for app, deployment_id, release_id in zip(apps, deployment_ids, release_ids, strict=True)
+        for app, deployment_id, release_id in zip(shown, deployment_ids, release_ids, strict=True)
     ]
+    return Page(summaries, page.number, paginator)
 
 
 ROLLOUT_EVENTS = 20

@@ -47,6 +47,7 @@ from deployments.templatetags.dashboard import duration
 
 TEAM_SESSION_KEY = "team"
 ACTIVITY_PAGE_SIZE = 50
+MAX_NAME_FILTER = 100  # longer than any name
 MAX_ID = 2**63 - 1  # BigAutoField's largest; a larger id in a URL is no row (and no query)
 
 
@@ -164,12 +165,13 @@ def _refusal(error: ValidationError | Conflict) -> str:
 @login_required
 @vary_on_headers("HX-Request")
 def overview(request: AuthedRequest) -> HttpResponse:
-    """The team's clusters and apps. Each table follows what is in flight in it on its own: a
-    poll names its table in HX-Target."""
+    """The team's clusters and apps (a page of them, filtered by ?q=<part of a name>). Each table
+    follows what is in flight in it on its own: a poll names its table in HX-Target."""
     membership = _current_membership(request)
     team = membership.team if membership else None
     clusters = list(selectors.clusters_of(team)) if team else []
-    apps = selectors.app_summaries(team) if team else []
+    name_part = request.GET.get("q", "").strip()[:MAX_NAME_FILTER]
+    apps = selectors.app_summaries(team, request.GET.get("page"), name_part) if team else []
     busy = any(cluster.status in selectors.CLUSTER_BUSY_STATUSES for cluster in clusters)
     apps_busy = any(app.in_flight for app in apps)
     # An empty overview leads to the next step: an account first, then a cluster on it.
@@ -178,6 +180,7 @@ def overview(request: AuthedRequest) -> HttpResponse:
         "membership": membership,
         "clusters": clusters,
         "apps": apps,
+        "name_part": name_part,
         "busy": busy,
         "apps_busy": apps_busy,
         "has_accounts": has_accounts,

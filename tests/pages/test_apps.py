@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from deployments import selectors
 from deployments.models import App, AuditEntry, Cluster, Deployment, Job, Release, ScalingSettings
 from tests import factories
 from tests.pages.conftest import HTMX, deployed
@@ -470,6 +471,38 @@ def test_the_overview_shows_each_apps_state_and_follows_rollouts(
     Deployment.objects.filter(status="in_progress").update(status="succeeded")
     settled = owner_client.get(reverse("overview"), HTTP_HX_TARGET="apps", **HTMX)  # type: ignore[arg-type]
     assert settled.status_code == 286 and "hx-trigger" not in settled.text
+
+
+def test_the_overview_pages_and_filters_many_apps(owner_client: Client, cluster: Cluster) -> None:
+    for n in range(selectors.OVERVIEW_APPS_PAGE + 10):
+        factories.make_app(cluster, name=f"svc-{n:03d}")
+    rolling = factories.make_app(cluster, name="web")
+    deployed(rolling, "nginx:1.28", status="in_progress", desired_count=2, running_count=1)
+
+    first = owner_client.get(reverse("overview")).text
+    second = owner_client.get(reverse("overview") + "?page=2").text
+    found = owner_client.get(reverse("overview"), {"q": "WE"})
+    headers: Any = HTMX
+    fragment = owner_client.get(
+        reverse("overview"), {"q": "we", "page": "1"}, HTTP_HX_TARGET="apps", **headers
+    )
+
+    assert "svc-000" in first and "svc-049" in first and "svc-050" not in first
+    assert "Apps 1–50 of 61" in first and 'href="?page=2" rel="next"' in first
+    assert "svc-050" in second and "Apps 51–61 of 61" in second and "Deploying v1" in second
+    assert "svc-0" not in found.text and "Deploying v1" in found.text
+    assert 'hx-get="/?q=WE"' in found.text  # the table follows what it shows
+    assert fragment.status_code == 200 and "Deploying v1" in fragment.text
+
+
+def test_an_overview_filter_that_matches_nothing_says_so_escaped(
+    owner_client: Client, app: App
+) -> None:
+    response = owner_client.get(reverse("overview"), {"q": "<script>x</script>"})
+
+    assert response.status_code == 200
+    assert "No app's name contains “&lt;script&gt;x&lt;/script&gt;”" in response.text
+    assert "<script>x" not in response.text
 
 
 def test_a_viewer_sees_no_app_write_controls(viewer_client: Client, app: App) -> None:
