@@ -136,6 +136,7 @@ CLUSTER_PROPERTIES: Schema = {
     "max_instances": INSTANCES,
 }
 
+COUNT: Schema = {"type": "integer", "minimum": 0}
 SCHEMAS: Schema = {
     "Error": {
         "type": "object",
@@ -212,8 +213,60 @@ SCHEMAS: Schema = {
                 "cluster_arn, …).",
                 "additionalProperties": True,
             },
+            "capacity": _schema("ClusterCapacity"),
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
+        },
+    },
+    "ClusterCapacity": {
+        "type": "object",
+        "readOnly": True,
+        "description": "The cluster's container instances as TinyStacks last read them from ECS "
+        "(every 30 s or so while the cluster is ready; nothing before the first read or when it "
+        "is not ready).",
+        "required": ["instances", "zones", "read_at", "error"],
+        "properties": {
+            "instances": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "Registered with ECS, in all zones.",
+            },
+            "zones": {"type": "array", "items": _schema("ZoneCapacity")},
+            "read_at": TIMESTAMP | {"type": ["string", "null"]},
+            "error": {
+                "type": "string",
+                "description": "Why the latest read failed; the numbers "
+                "above are then those of the read before. Empty when it succeeded.",
+            },
+        },
+    },
+    "ZoneCapacity": {
+        "type": "object",
+        "required": [
+            "zone",
+            "instances",
+            "active",
+            "draining",
+            "agents_connected",
+            "cpu_registered",
+            "cpu_remaining",
+            "memory_registered",
+            "memory_remaining",
+            "running_tasks",
+            "pending_tasks",
+        ],
+        "properties": {
+            "zone": {"type": "string", "examples": ["us-east-1a"]},
+            "instances": COUNT,
+            "active": COUNT,
+            "draining": COUNT,
+            "agents_connected": COUNT,
+            "cpu_registered": COUNT | {"description": "CPU units (1024 = 1 vCPU)."},
+            "cpu_remaining": {"type": "integer"},
+            "memory_registered": COUNT | {"description": "MiB."},
+            "memory_remaining": {"type": "integer"},
+            "running_tasks": COUNT,
+            "pending_tasks": COUNT,
         },
     },
     "ClusterCreate": {
@@ -246,7 +299,6 @@ def _default(model: type[Any], name: str) -> Any:
     return model._meta.get_field(name).get_default()
 
 
-COUNT: Schema = {"type": "integer", "minimum": 0}
 APP_SETTINGS_PROPERTIES: Schema = {
     "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": _default(App, "port"),
              "description": "The port the container listens on."},

@@ -113,8 +113,20 @@ def cluster_to_json(cluster: Cluster) -> Json:
         "status_reason": cluster.status_reason,
         "steps": cluster.steps,
         "resources": cluster.resources,
+        "capacity": capacity_to_json(cluster),
         "created_at": _timestamp(cluster.created_at),
         "updated_at": _timestamp(cluster.updated_at),
+    }
+
+
+def capacity_to_json(cluster: Cluster) -> Json:
+    """The live capacity the tick last read (none unless the cluster is ready)."""
+    live = cluster.live_instances is not None
+    return {
+        "instances": cluster.live_instances,
+        "zones": cluster.capacity.get("zones", []) if live else [],
+        "read_at": _timestamp(cluster.capacity_at) if live else None,
+        "error": cluster.capacity_error,
     }
 
 

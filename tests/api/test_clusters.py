@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 CLUSTER_FIELDS = {
     "name", "account", "region", "instance_type", "min_instances", "desired_instances",
-    "max_instances", "status", "status_reason", "steps", "resources", "created_at", "updated_at",
+    "max_instances", "status", "status_reason", "steps", "resources", "capacity", "created_at",
+    "updated_at",
 }  # fmt: skip
 
 
@@ -77,9 +78,25 @@ def test_showing_a_cluster(api: Api, ready: Cluster, viewer_token: str) -> None:
         "status_reason": "",
         "steps": [{"name": "vpc", "status": "done", "error": None}],
         "resources": {"vpc_id": "vpc-0abc", "cluster_arn": "arn:aws:ecs:eu-west-1:1:cluster/x"},
+        "capacity": {"instances": None, "zones": [], "read_at": None, "error": ""},
         "created_at": None,
         "updated_at": None,
     }
+
+
+def test_a_cluster_shows_its_live_capacity_once_read(
+    api: Api, ready: Cluster, viewer_token: str
+) -> None:
+    factories.make_capacity(ready, {"eu-west-1a": 2, "eu-west-1b": 1}, tasks_per_instance=2)
+
+    capacity = api("GET", "/clusters/web", viewer_token).json()["capacity"]
+
+    assert capacity["instances"] == 3 and capacity["error"] == ""
+    assert capacity["read_at"] is not None
+    assert [(z["zone"], z["active"], z["running_tasks"]) for z in capacity["zones"]] == [
+        ("eu-west-1a", 2, 4),
+        ("eu-west-1b", 1, 2),
+    ]
 
 
 def test_creating_a_cluster_queues_its_provisioning(
