@@ -541,6 +541,11 @@ def deployment_progress(pk: int) -> Deployment:
 # App pages
 
 
+def app_plain(team: Team, name: str) -> App | None:
+    """The team's app with nothing annotated: for the polled live part of its page."""
+    return App.objects.filter(team=team, name=name).first()
+
+
 def app_for_page(team: Team, name: str) -> App | None:
     """The team's app as its pages show it: `apps_with_status`'s annotations, its team and its
     cluster's account, and `deleting` (its teardown is queued or running); one query."""

@@ -41,7 +41,15 @@ from deployments.forms import (
     SecretForm,
     ServiceForm,
 )
-from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, name_validator
+from deployments.models import (
+    App,
+    AwsAccount,
+    Cluster,
+    Deployment,
+    Membership,
+    Team,
+    name_validator,
+)
 from deployments.services import Conflict
 from deployments.templatetags.dashboard import duration
 
@@ -102,14 +110,18 @@ def _get_cluster_for_user(
 
 
 def _get_app_for_user(
-    request: AuthedRequest, name: str, *, write: bool = False
+    request: AuthedRequest,
+    name: str,
+    *,
+    write: bool = False,
+    select: Callable[[Team, str], App | None] = selectors.app_for_page,
 ) -> tuple[Membership, App]:
     membership = _get_membership(request, write=write)
     try:
         name_validator(name)
     except ValidationError:
         raise Http404("No such app in this team.") from None
-    app = selectors.app_for_page(membership.team, name)
+    app = select(membership.team, name)
     if app is None:
         raise Http404("No such app in this team.")
     return membership, app
@@ -584,11 +596,12 @@ def _app_live_context(membership: Membership, app: App) -> dict[str, Any]:
 def app_detail(request: AuthedRequest, name: str) -> HttpResponse:
     """The app, its live release and its latest rollout, followed live while it is in flight
     (the live part alone, polled every few seconds, builds none of the page's forms)."""
-    membership, app = _get_app_for_user(request, name)
     if _wants_fragment(request):
+        membership, app = _get_app_for_user(request, name, select=selectors.app_plain)
         context = _app_live_context(membership, app)
         template = "deployments/app_detail.html#app-live"
         return _fragment(request, template, context, settled=not context["busy"])
+    membership, app = _get_app_for_user(request, name)
     return _page(request, "deployments/app_detail.html", _app_context(membership, app))
 
 
