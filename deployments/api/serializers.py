@@ -25,7 +25,7 @@ from deployments.models import (
     ScalingSettings,
 )
 from deployments.services import APP_SETTINGS, SCALABLE_FIELDS
-from deployments.validators import validate_config_vars, validate_image, validate_secret
+from deployments.validators import validate_config_vars, validate_image
 
 Json = dict[str, Any]
 FieldErrors = dict[str, list[str]]
@@ -517,11 +517,10 @@ def parse_config(data: Json) -> dict[str, str]:
     return config_vars
 
 
-def parse_secret(data: Json, name: str) -> str:
-    """The value of {"value": "..."} for `services.secret_set`, checked with the secret's name
-    first, so that a bad one is a 400 whatever the app's state. Errors never quote the value."""
+def parse_secret(data: Json) -> str:
+    """The value of {"value": "..."} for `services.secret_set`, which checks it (before the
+    app's state, so a bad one is a 400 whatever that is) without ever quoting it."""
     value: str = parse_fields(data, SECRET_FIELDS)["value"]
-    validate_secret(name, value)
     return value
 
 

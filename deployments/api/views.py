@@ -236,7 +236,7 @@ def app_secret(request: ApiRequest, name: str, secret_name: str) -> HttpResponse
             app=app, actor=None, name=secret_name, ip_address=request.ip_address
         )
     else:
-        value = serializers.parse_secret(request.data, secret_name)
+        value = serializers.parse_secret(request.data)
         deployment = services.secret_set(
             app=app, actor=None, name=secret_name, value=value, ip_address=request.ip_address
         )

@@ -153,14 +153,14 @@ def test_a_job_running_when_redis_is_flushed_is_left_to_its_run(
     wait_until(lambda: workers.faults(), 30, "looking for the VPC", logs=workers.logs)
     age(cluster)
     (job,) = jobs_of(cluster)
+    running_as = job.rq_id
 
     rq_redis.flushdb()  # the worker lives on, in the middle of the job
     time.sleep(STALE_JOB_SECONDS + 1)  # longer than the heartbeat of a lost run would last
     jobs.tick()
 
     job.refresh_from_db()
-    assert job.status == Job.Status.RUNNING
-    assert (job.rq_id, job.attempts) == (jobs_of(cluster).get().rq_id, 1)
+    assert (job.status, job.rq_id, job.attempts) == (Job.Status.RUNNING, running_as, 1)
     workers.resume()
     wait_for_ready(cluster, workers)
     cluster.refresh_from_db()

@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import App, AwsAccount, Cluster, Deployment, Membership, Team
@@ -60,3 +62,12 @@ def deployed(
         "started_at": now, "finished_at": None if status in Deployment.ACTIVE_STATUSES else now,
     }  # fmt: skip
     return factories.make_deployment(release, status=status, **(defaults | fields))
+
+
+def query_count(client: Client, url: str, **headers: Any) -> int:
+    """The SQL queries of one GET of `url`, after a first one has warmed sessions and caches."""
+    client.get(url, **headers)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, **headers)
+    assert response.status_code in (200, 286)
+    return len(queries)

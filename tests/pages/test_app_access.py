@@ -9,16 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from deployments import encryption
 from deployments.models import App, AuditEntry, Deployment, Job, Release, ScalingSettings, Team
 from tests import factories
-from tests.pages.conftest import HTMX, deployed
+from tests.pages.conftest import HTMX, deployed, query_count
 from tests.pages.test_security import INLINE_SCRIPT
 
 pytestmark = pytest.mark.django_db
@@ -332,14 +330,6 @@ def test_no_app_page_or_fragment_has_inline_styles_or_scripts(
 # Query counts at two sizes
 
 
-def _queries(client: Client, url: str, **headers: Any) -> int:
-    client.get(url, **headers)  # warm up: sessions, content types
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url, **headers)
-    assert response.status_code in (200, 286)
-    return len(queries)
-
-
 def _apps(app: App, n: int) -> None:
     for i in range(n):
         other = factories.make_app(app.cluster)
@@ -396,8 +386,8 @@ def test_app_pages_run_as_many_queries_for_3_rows_as_for_30(
 ) -> None:
     headers: Any = {"HTTP_HX_TARGET": "apps", **HTMX} if htmx else {}
     add(data.app, 3)
-    few = _queries(owner_client, url(data), **headers)
+    few = query_count(owner_client, url(data), **headers)
     add(data.app, 27)
-    many = _queries(owner_client, url(data), **headers)
+    many = query_count(owner_client, url(data), **headers)
 
     assert few == many, f"{what}: {few} queries with few rows, {many} with many"

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from deployments import selectors
 from deployments.models import AwsAccount, Cluster, Team
 from tests import factories
-from tests.pages.conftest import HTMX
+from tests.pages.conftest import HTMX, query_count
 
 pytestmark = pytest.mark.django_db
 
 STEPS = ["network", "subnets", "security_group", "roles", "launch_template", "ecs_cluster"]
-
-
-def _queries(client: Client, url: str, **headers: Any) -> int:
-    client.get(url, **headers)  # warm up: sessions, content types
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url, **headers)
-    assert response.status_code in (200, 286)
-    return len(queries)
 
 
 def _accounts(team: Team, n: int) -> None:
@@ -101,9 +90,9 @@ def test_query_count_does_not_grow_with_rows(
     headers: dict[str, str],
 ) -> None:
     add(team, 3)
-    few = _queries(owner_client, url, **headers)
+    few = query_count(owner_client, url, **headers)
     add(team, 27)
-    many = _queries(owner_client, url, **headers)
+    many = query_count(owner_client, url, **headers)
 
     assert few == many, f"{what}: {few} queries with few rows, {many} with many"
 
@@ -123,9 +112,9 @@ def test_the_releases_page_takes_as_many_queries_with_one_page_as_with_many(
     url = reverse("app_releases", args=["web"])
     for _ in range(3):
         factories.make_release(app)
-    few = _queries(owner_client, url)
+    few = query_count(owner_client, url)
     for _ in range(selectors.RELEASES_PAGE_SIZE * 2):
         factories.make_release(app)
 
-    assert _queries(owner_client, url) == few
-    assert _queries(owner_client, f"{url}?page=2") == few
+    assert query_count(owner_client, url) == few
+    assert query_count(owner_client, f"{url}?page=2") == few
