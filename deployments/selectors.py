@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from deployments.aws import permissions
 from deployments.models import (
     ApiToken,
     App,
@@ -149,70 +149,15 @@ def account_name_available(team: Team, base: str) -> str:
     return name
 
 
-TINYSTACKS_ACCOUNT_PLACEHOLDER = "<the TinyStacks AWS account id>"
-PERMISSIONS_POLICY_ACTIONS = (
-    "ec2:*Vpc*",
-    "ec2:*Subnet*",
-    "ec2:*InternetGateway*",
-    "ec2:*RouteTable*",
-    "ec2:*SecurityGroup*",
-    "ec2:*LaunchTemplate*",
-    "ec2:Describe*",
-    "autoscaling:*",
-    "ecs:*",
-    "iam:CreateRole",
-    "iam:GetRole",
-    "iam:AttachRolePolicy",
-    "iam:DetachRolePolicy",
-    "iam:DeleteRole",
-    "iam:CreateInstanceProfile",
-    "iam:GetInstanceProfile",
-    "iam:AddRoleToInstanceProfile",
-    "iam:RemoveRoleFromInstanceProfile",
-    "iam:DeleteInstanceProfile",
-    "iam:PassRole",
-    "iam:ListAttachedRolePolicies",
-    "iam:TagRole",
-    "ssm:GetParameter",
-    "logs:*",
-    "application-autoscaling:*",
-    "cloudwatch:GetMetricData",
-    "sts:GetCallerIdentity",
-)
-
-
 def account_trust_policy(account: AwsAccount) -> str:
-    """The role's trust policy: the dashboard's AWS account may assume it, with this account
-    connection's ExternalId only. The id is a placeholder unless the operator configured it."""
-    principal = getattr(settings, "TINYSTACKS_AWS_ACCOUNT_ID", "") or TINYSTACKS_ACCOUNT_PLACEHOLDER
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{principal}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"sts:ExternalId": account.external_id}},
-            }
-        ],
-    }
-    return json.dumps(policy, indent=2)
+    """The trust policy to paste; the dashboard's account id is a placeholder unless the operator
+    configured it."""
+    principal = settings.TINYSTACKS_AWS_ACCOUNT_ID or permissions.PLACEHOLDER_ACCOUNT_ID
+    return permissions.as_json(permissions.trust_policy(principal, account.external_id))
 
 
 def account_permissions_policy() -> str:
-    """What TinyStacks calls in the account, for the role's permissions policy."""
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "TinyStacks",
-                "Effect": "Allow",
-                "Action": list(PERMISSIONS_POLICY_ACTIONS),
-                "Resource": "*",
-            }
-        ],
-    }
-    return json.dumps(policy, indent=2)
+    return permissions.as_json(permissions.permissions_policy())
 
 
 def cluster_by_name(team: Team, name: str) -> Cluster | None:

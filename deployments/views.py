@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from deployments import selectors, services
+from deployments.aws import permissions
 from deployments.forms import (
     ApiTokenForm,
     AppCreateForm,
@@ -361,7 +362,7 @@ def account_detail(request: AuthedRequest, name: str) -> HttpResponse:
         "clusters": selectors.clusters_of(membership.team).filter(account=account),
         "trust_policy": selectors.account_trust_policy(account),
         "permissions_policy": selectors.account_permissions_policy(),
-        "account_placeholder": selectors.TINYSTACKS_ACCOUNT_PLACEHOLDER,
+        "account_placeholder": permissions.PLACEHOLDER_ACCOUNT_ID,
     }
     return _page(request, "deployments/account_detail.html", context)
 
