@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from deployments.aws import inventory
 from deployments.aws.errors import describe_aws_error
-from deployments.aws_access import account_access
+from deployments.aws_access import cluster_access
 from deployments.models import Cluster
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def read_interval() -> timedelta:
 def capacity_read(cluster: Cluster, now: datetime) -> None:
     """Read one cluster's container instances and store them, or why they could not be read."""
     try:
-        zones = inventory.read(account_access(cluster.account), cluster.ecs_name)
+        zones = inventory.read(cluster_access(cluster), cluster.ecs_name)
     except (ClientError, BotoCoreError) as error:
         message = describe_aws_error(error)
         logger.warning("could not read the instances of %s: %s", cluster, message)

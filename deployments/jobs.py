@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import django_rq
 from botocore.exceptions import (
@@ -32,12 +32,11 @@ from rq.job import Job as RqJob
 from rq.job import JobStatus, get_current_job
 
 from deployments import encryption, inventory, signin, tracker
-from deployments.aws import ecs_services, parameters, provisioning, taskdefs
+from deployments.aws import ecs_services, identity, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess, add_client_hook
 from deployments.aws.errors import describe_aws_error
-from deployments.aws.identity import caller_identity
-from deployments.aws_access import account_access, app_names
+from deployments.aws_access import account_access, app_names, cluster_access
 from deployments.models import (
     App,
     AwsAccount,
@@ -239,18 +238,34 @@ def log_line(job: Job, message: str) -> None:
 def verify_account(job: Job) -> None:
     """Check that the dashboard can act in the account, and say exactly what failed if not."""
     account = AwsAccount.objects.select_related("team").get(pk=target_pk(job))
-    log_line(job, f"Calling sts:GetCallerIdentity as {account.get_mode_display()}")
+    access = account_access(account)
     try:
-        arn = caller_identity(account_access(account))
+        if account.mode == AwsAccount.Mode.SANDBOX:
+            log_line(job, f"Creating the sandbox's customer role {account.role_arn}")
+            identity.create_sandbox_customer_role(access)
+        log_line(job, f"Assuming the role and probing each service as {account.get_mode_display()}")
+        verification = identity.verify(access)
     except Exception as error:
-        message = describe_aws_error(error)
-        account.verification_error = message
-        account.save(update_fields=["verification_error"])
-        raise JobFailed(message) from error
+        _verification_failed(account, describe_aws_error(error), error)
+    if verification.missing:
+        _verification_failed(
+            account,
+            f"Connected as {verification.arn}, but its policy does not allow: "
+            f"{'; '.join(verification.missing)}. Paste the permissions policy shown on this page "
+            "into the role, then verify again.",
+        )
     account.verified_at = timezone.now()
     account.verification_error = ""
     account.save(update_fields=["verified_at", "verification_error"])
-    log_line(job, f"Connected as {arn}")
+    log_line(job, f"Connected as {verification.arn}; every probe passed")
+
+
+def _verification_failed(
+    account: AwsAccount, message: str, cause: Exception | None = None
+) -> NoReturn:
+    account.verification_error = message
+    account.save(update_fields=["verification_error"])
+    raise JobFailed(message) from cause
 
 
 INSTANCES_JOIN_TIMEOUT = timedelta(minutes=15)
@@ -266,7 +281,7 @@ THROTTLING_CODES = frozenset(
 
 def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
     return provisioning.ClusterSpec(
-        access=account_access(cluster.account),
+        access=cluster_access(cluster),
         uuid=str(cluster.uuid),
         team_slug=cluster.team.slug,
         ecs_name=cluster.ecs_name,
@@ -492,7 +507,7 @@ def run_deployment(job: Job) -> None:
     if app.cluster.status != Cluster.Status.READY:
         _deployment_failed(deployment, f"Cluster {app.cluster.name} is not ready.")
         raise JobFailed(f"Cluster {app.cluster.name} is not ready.")
-    access = account_access(app.cluster.account)
+    access = cluster_access(app.cluster)
     try:
         if deployment.status == Deployment.Status.QUEUED:
             transition(deployment, Deployment.Status.REGISTERING, started_at=timezone.now())
@@ -557,7 +572,7 @@ def _app_for(job: Job) -> App:
 def apply_scaling(job: Job) -> None:
     app = _app_for(job)
     try:
-        log_line(job, apply_app_scaling(app, account_access(app.cluster.account)))
+        log_line(job, apply_app_scaling(app, cluster_access(app.cluster)))
     except Exception as error:
         retry_if_transient(job, error, "Scaling")
         raise
@@ -568,7 +583,7 @@ def delete_app(job: Job) -> None:
     """Stop autoscaling, scale to zero and delete the service, deregister every revision,
     delete the log group — each step a no-op if already done — then forget the app."""
     app = _app_for(job)
-    access, names = account_access(app.cluster.account), app_names(app)
+    access, names = cluster_access(app.cluster), app_names(app)
     cluster = app.cluster.ecs_name
     aws_scaling.stop_tracking(access, cluster, names["service"])
     ecs_services.delete(access, cluster, names["service"])

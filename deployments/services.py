@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from deployments import encryption, jobs
+from deployments.aws import permissions
 from deployments.capacity import DEFAULT_INSTANCE_TYPE
 from deployments.models import (
     ApiToken,
@@ -88,6 +89,9 @@ def account_create(
     ip_address: str | None = None,
 ) -> AwsAccount:
     account = AwsAccount(team=team, name=name, mode=mode, region=region, role_arn=role_arn)
+    if mode == AwsAccount.Mode.SANDBOX:
+        # Reached like any customer's role; verifying creates it in the sandbox first.
+        account.role_arn = permissions.sandbox_role_arn(account.external_id)
     account.full_clean()
     account.save()
     audit_record(
@@ -615,10 +619,13 @@ def demo_environment_ensure(*, password: str | None) -> tuple[Any, str | None]:
         user.set_password(new_password)
         user.save(update_fields=["password"])
     Membership.objects.get_or_create(team=team, user=user, defaults={"role": Membership.Role.OWNER})
-    if not AwsAccount.objects.filter(team=team, name="sandbox").exists():
+    account = AwsAccount.objects.filter(team=team, name="sandbox").first()
+    if account is None:
         account_create(
             team=team, actor=user, name="sandbox", mode=AwsAccount.Mode.SANDBOX, region="us-east-1"
         )
+    else:  # a restarted sandbox has forgotten the customer role: verifying creates it again
+        account_verify(account=account, actor=user)
     return user, new_password
 
 

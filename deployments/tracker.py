@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from deployments.aws import rollouts
 from deployments.aws.errors import describe_aws_error
-from deployments.aws_access import account_access, app_names
+from deployments.aws_access import app_names, cluster_access
 from deployments.models import Deployment, DeploymentEvent
 from deployments.transitions import transition
 
@@ -41,7 +41,7 @@ def follow_rollouts() -> int:
         cluster = deployment.app.cluster
         groups[(cluster.account_id, cluster.region, cluster.ecs_name)].append(deployment)
     for (_, _, cluster_name), deployments in groups.items():
-        access = account_access(deployments[0].app.cluster.account)
+        access = cluster_access(deployments[0].app.cluster)
         names = [app_names(d.app)["service"] for d in deployments]
         try:
             views = rollouts.describe(access, cluster_name, names)

@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Model
 
 from deployments import embedded_redis, jobs
+from deployments.aws import clients
 from deployments.models import App, Cluster, Job, Membership, Team
 from deployments.sandbox.server import Sandbox
 from deployments.services import app_create, cluster_create
@@ -87,6 +88,7 @@ def sandbox_server() -> Iterator[Sandbox]:
 @pytest.fixture
 def sandbox(sandbox_server: Sandbox, settings: Any) -> Sandbox:
     sandbox_server.reset()
+    clients.forget_role_sessions()
     settings.TINYSTACKS_SANDBOX_URL = sandbox_server.url
     return sandbox_server
 
@@ -120,7 +122,9 @@ def wait_for_in_process[M: Model](target: M, rounds: int = 200) -> M:
 @pytest.fixture
 def cluster(team: Team, sandbox: Sandbox, rq_redis: redis.Redis) -> Cluster:
     """A ready cluster on the sandbox, provisioned by the real job (run in-process)."""
-    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    account = factories.connect_sandbox(
+        factories.make_account(team, name="sandbox", region="us-east-1")
+    )
     cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
     return wait_for_in_process(cluster)
 

@@ -10,7 +10,9 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from deployments.aws import identity, permissions
 from deployments.aws.inventory import ZoneCapacity
+from deployments.aws_access import account_access
 from deployments.capacity import INSTANCE_TYPES
 from deployments.models import (
     App,
@@ -42,9 +44,20 @@ def make_user(team: Team | None = None, role: str = Membership.Role.OWNER, **fie
 
 
 def make_account(team: Team, **fields: Any) -> AwsAccount:
-    return AwsAccount.objects.create(
+    """A row only: a sandbox account's role exists in the sandbox once `connect_sandbox` ran."""
+    account = AwsAccount(
         **{"team": team, "name": f"account-{next(_numbers)}", "mode": "sandbox", **fields}
     )
+    if account.mode == "sandbox" and not account.role_arn:
+        account.role_arn = permissions.sandbox_role_arn(account.external_id)
+    account.save()
+    return account
+
+
+def connect_sandbox(account: AwsAccount) -> AwsAccount:
+    """Create the account's customer role in the sandbox, as verifying the account does."""
+    identity.create_sandbox_customer_role(account_access(account))
+    return account
 
 
 def make_cluster(account: AwsAccount, **fields: Any) -> Cluster:

@@ -48,25 +48,39 @@ def add_client_hook(event: str, handler: Callable[..., Any]) -> Callable[[], Non
     return lambda: _client_hooks.remove(hook)
 
 
-_role_sessions: dict[tuple[str, str], tuple[boto3.Session, float]] = {}
+_role_sessions: dict[tuple[str, str, str], tuple[boto3.Session, float]] = {}
 _role_sessions_lock = threading.Lock()
 
 
 def client(access: AccountAccess, service: str, region: str | None = None) -> Any:
-    """A boto3 client for `service` in the account and region `access` names."""
+    """A boto3 client for `service` in the account `access` names, in `region` (the account's
+    default region when None)."""
     region_name = region or access.region
+    session = boto3.Session() if access.mode == AMBIENT else _assumed_role_session(access)
+    made = session.client(  # type: ignore[call-overload]
+        service, region_name=region_name, config=CLIENT_CONFIG, **_endpoint(access)
+    )
+    return _with_hooks(made)
+
+
+def _endpoint(access: AccountAccess) -> dict[str, str]:
+    return {"endpoint_url": settings.TINYSTACKS_SANDBOX_URL} if access.mode == SANDBOX else {}
+
+
+def dashboard_client(access: AccountAccess, service: str) -> Any:
+    """A client with the dashboard's own credentials: for a sandbox account, the sandbox's
+    administrator (who plays the customer creating our role); else the default chain."""
     if access.mode == SANDBOX:
-        made = boto3.client(
-            service,  # type: ignore[call-overload]
-            region_name=region_name,
-            endpoint_url=settings.TINYSTACKS_SANDBOX_URL,
-            aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",
-            config=CLIENT_CONFIG,
-        )
+        credentials = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
     else:
-        session = _assumed_role_session(access) if access.mode == ASSUME_ROLE else boto3.Session()
-        made = session.client(service, region_name=region_name, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+        credentials = {}
+    made = boto3.client(  # type: ignore[call-overload]
+        service,
+        region_name=access.region,
+        config=CLIENT_CONFIG,
+        **_endpoint(access),
+        **credentials,
+    )
     return _with_hooks(made)
 
 
@@ -76,15 +90,20 @@ def _with_hooks(made: Any) -> Any:
     return made
 
 
+def forget_role_sessions() -> None:
+    """Drop cached role sessions (a reset sandbox no longer knows their credentials)."""
+    with _role_sessions_lock:
+        _role_sessions.clear()
+
+
 def _assumed_role_session(access: AccountAccess) -> boto3.Session:
     """A session on the customer's role, cached until shortly before its credentials expire."""
-    key = (access.role_arn, access.external_id)
+    key = (access.mode, access.role_arn, access.external_id)
     with _role_sessions_lock:
         cached = _role_sessions.get(key)
         if cached and cached[1] - CREDENTIAL_REFRESH_MARGIN_SECONDS > time.time():
             return cached[0]
-        sts = _with_hooks(boto3.client("sts", region_name=access.region, config=CLIENT_CONFIG))
-        credentials = sts.assume_role(
+        credentials = dashboard_client(access, "sts").assume_role(
             RoleArn=access.role_arn,
             RoleSessionName=access.session_name[:64],
             ExternalId=access.external_id,

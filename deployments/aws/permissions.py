@@ -9,6 +9,7 @@ or secrets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -146,6 +147,15 @@ STATEMENTS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 PLACEHOLDER_ACCOUNT_ID = "<the TinyStacks AWS account id>"
+# In the sandbox the dashboard and its customers share moto's one account.
+SANDBOX_ACCOUNT_ID = "123456789012"
+
+
+def sandbox_role_arn(external_id: str) -> str:
+    """The role a sandbox connection assumes, created in the sandbox as a customer would. Its name
+    is not `tinystacks-*`, so the role cannot edit its own policies."""
+    digest = hashlib.sha256(external_id.encode()).hexdigest()[:16]
+    return f"arn:aws:iam::{SANDBOX_ACCOUNT_ID}:role/TinyStacksAccess-{digest}"
 
 
 def permissions_policy() -> dict[str, Any]:

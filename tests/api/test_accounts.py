@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from deployments.aws import permissions
 from deployments.models import AuditEntry, AwsAccount, Job, Team
 from tests import factories
 from tests.api.conftest import Api, row_counts
@@ -49,7 +50,7 @@ def test_creating_a_sandbox_account(api: Api, team: Team, deployer_token: str) -
     assert body | {"created_at": None} == {
         "name": "play",
         "mode": "sandbox",
-        "role_arn": "",
+        "role_arn": permissions.sandbox_role_arn(account.external_id),
         "external_id": account.external_id,
         "region": "eu-west-1",
         "verified_at": None,
