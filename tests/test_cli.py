@@ -299,7 +299,9 @@ def fast_polling(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def sandbox_app(team: Team, sandbox: Sandbox, rq_redis: redis.Redis, fast_polling: None) -> App:
-    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    account = factories.connect_sandbox(
+        factories.make_account(team, name="sandbox", region="us-east-1")
+    )
     cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
     wait_for_in_process(cluster)
     return app_create(team=team, actor=None, cluster=cluster, name="web")

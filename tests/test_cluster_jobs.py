@@ -55,8 +55,8 @@ def worker(sandbox: Sandbox, redis_url: str, rq_redis: redis.Redis) -> Iterator[
 
 
 @pytest.fixture
-def account(team: Team) -> AwsAccount:
-    return factories.make_account(team, name="sandbox", region=REGION)
+def account(team: Team, sandbox: Sandbox) -> AwsAccount:
+    return factories.connect_sandbox(factories.make_account(team, name="sandbox", region=REGION))
 
 
 def wait_for(cluster: Cluster, status: str, timeout: float = 90) -> Cluster:

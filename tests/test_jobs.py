@@ -240,6 +240,7 @@ def test_a_run_that_lost_its_job_to_another_run_can_no_longer_change_aws_or_the_
     account: AwsAccount, aws_endpoint: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.TINYSTACKS_SANDBOX_URL = aws_endpoint
+    factories.connect_sandbox(account)
     job = factories.make_job(account.team, account, rq_id="first-run")
     ec2 = clients.client(account_access(account), "ec2")
     vpcs_before = len(ec2.describe_vpcs()["Vpcs"])

@@ -228,8 +228,10 @@ def age(*targets: Model) -> None:
 
 
 @pytest.fixture
-def account(team: Team) -> Any:
-    return factories.make_account(team, name="sandbox", region="us-east-1")
+def account(team: Team, sandbox: Sandbox) -> Any:
+    return factories.connect_sandbox(
+        factories.make_account(team, name="sandbox", region="us-east-1")
+    )
 
 
 # One of each, three subnets (one per AZ), the two roles: what a provisioned cluster owns.

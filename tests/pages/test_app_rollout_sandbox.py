@@ -24,7 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def web(team: Team, sandbox: Sandbox, rq_redis: redis.Redis) -> Iterator[App]:
-    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    account = factories.connect_sandbox(
+        factories.make_account(team, name="sandbox", region="us-east-1")
+    )
     cluster = wait_for_in_process(
         cluster_create(team=team, actor=None, account=account, name="main")
     )

@@ -29,7 +29,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def main(team: Team, sandbox: Sandbox, rq_redis: redis.Redis, settings: Any) -> Cluster:
     settings.TINYSTACKS_POLL_SECONDS = 0.1  # capacity is read every 6th poll: 0.6 s here
-    account = factories.make_account(team, name="sandbox", region="us-east-1")
+    account = factories.connect_sandbox(
+        factories.make_account(team, name="sandbox", region="us-east-1")
+    )
     cluster = cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
     return wait_for_in_process(cluster)
 
