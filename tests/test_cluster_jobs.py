@@ -156,7 +156,7 @@ def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
 ) -> None:
     reference = wait_for_in_process(create(team, account, desired_instances=2))
     expected = shape(inventory(sandbox, reference))
-    sandbox.reset()
+    start_afresh(sandbox, account)
     Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
 
     cluster = create(team, account)
@@ -173,6 +173,13 @@ def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
 
     assert shape(inventory(sandbox, finished)) == expected
     assert finished.resources["vpc_id"] == inventory(sandbox, finished)["vpcs"][0]
+
+
+def start_afresh(sandbox: Sandbox, account: AwsAccount) -> None:
+    """An empty sandbox, where the customer connects the account again (the old role is gone)."""
+    sandbox.reset()
+    clients.forget_role_sessions()
+    factories.connect_sandbox(account)
 
 
 def die_after(step_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +204,7 @@ def test_throttling_on_30_percent_of_calls_reaches_the_same_end_state(
 ) -> None:
     reference = wait_for_in_process(create(team, account))
     expected = shape(inventory(sandbox, reference))
-    sandbox.reset()
+    start_afresh(sandbox, account)
     Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
     with throttled(0.3) as hits:
         cluster = wait_for_in_process(create(team, account), rounds=400)

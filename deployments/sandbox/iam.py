@@ -35,6 +35,8 @@ from moto.sts.models import AssumedRole, sts_backends
 CREDENTIAL = re.compile(r"Credential=([^/,]+)/\d+/([^/]+)/([^/]+)/")
 # Signing names whose IAM action prefix differs.
 ACTION_PREFIXES = {"monitoring": "cloudwatch"}
+# Services speaking the query protocol, by action prefix: their refusals are coded differently.
+QUERY_PREFIXES = {"iam", "sts", "autoscaling", "elasticloadbalancing", "cloudwatch"}
 # Who the sandbox's plain credentials are: the account's root.
 ROOT = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:root"
 
@@ -160,6 +162,9 @@ def caller_of(headers: Any) -> Caller | None:
     if not match:
         return None
     session = _assumed_role(match[1])
+    if session is None and "X-Amz-Security-Token" in headers:
+        # Temporary credentials STS never issued (or a reset sandbox forgot): AWS knows no such key.
+        raise _unknown_credentials(ACTION_PREFIXES.get(match[3], match[3]))
     if session is None:
         return Caller(arn=ROOT, account_id=DEFAULT_ACCOUNT_ID)
     if headers.get("X-Amz-Security-Token") != session.session_token:
@@ -175,6 +180,15 @@ def caller_of(headers: Any) -> Caller | None:
         account_id=account_id,
         role_name=role_name,
     )
+
+
+def _unknown_credentials(prefix: str) -> AccessDenied:
+    if prefix == "ec2":
+        return AccessDenied(
+            "AuthFailure", "AWS was not able to validate the provided access credentials"
+        )
+    code = "InvalidClientTokenId" if prefix in QUERY_PREFIXES else "UnrecognizedClientException"
+    return AccessDenied(code, "The security token included in the request is invalid.")
 
 
 def _assumed_role(access_key_id: str) -> AssumedRole | None:
@@ -388,7 +402,7 @@ def _denial(prefix: str, caller: Caller, need: Need, *, explicit: bool) -> Acces
     if prefix == "ec2":
         return AccessDenied("UnauthorizedOperation", f"You are not authorized to perform this "
                             f"operation. {message}")  # fmt: skip
-    if prefix in ("iam", "sts", "autoscaling", "elasticloadbalancing", "cloudwatch"):
+    if prefix in QUERY_PREFIXES:
         return AccessDenied("AccessDenied", message)
     return AccessDenied("AccessDeniedException", message)
 
@@ -405,7 +419,7 @@ def error_response(response: BaseResponse, denied: AccessDenied) -> tuple[int, d
             f"<Error><Type>Sender</Type><Code>{escape(denied.code)}</Code>"
             f"<Message>{escape(denied.message)}</Message></Error>"
         )
-        if denied.code == "UnauthorizedOperation":  # EC2's error shape
+        if denied.code in ("UnauthorizedOperation", "AuthFailure"):  # EC2's error shape
             body = f"<Response><Errors>{error}</Errors><RequestID>-</RequestID></Response>"
         else:
             body = f"<ErrorResponse>{error}<RequestId>-</RequestId></ErrorResponse>"

@@ -173,3 +173,25 @@ def test_parameters_are_scoped_by_path() -> None:
 def test_plain_credentials_keep_full_access() -> None:
     admin("ecs").create_cluster(clusterName="admin-made", tags=[{"key": "k", "value": "v"}])
     admin("iam").create_role(RoleName="anything", AssumeRolePolicyDocument="{}")
+
+
+@pytest.mark.parametrize(
+    ("service", "call", "code"),
+    [
+        ("ecs", "list_clusters", "UnrecognizedClientException"),
+        ("ec2", "describe_vpcs", "AuthFailure"),
+        ("iam", "list_roles", "InvalidClientTokenId"),
+    ],
+)
+def test_temporary_credentials_the_sandbox_never_issued_are_refused(
+    service: str, call: str, code: str
+) -> None:
+    forged = boto3.Session(
+        aws_access_key_id="ASIAFORGED0000000000",
+        aws_secret_access_key="secret",
+        aws_session_token="token",
+        region_name=REGION,
+    )
+    with pytest.raises(ClientError) as refused:
+        getattr(forged.client(service), call)()  # type: ignore[call-overload]
+    assert refused.value.response["Error"]["Code"] == code
