@@ -12,16 +12,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
 from botocore.exceptions import EndpointConnectionError
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from deployments import jobs
 from deployments.aws import clients, provisioning
 from deployments.models import AwsAccount, Cluster, Job, Team
+from deployments.sandbox import propagation
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
 from tests import factories
@@ -294,3 +297,49 @@ def test_an_unreachable_aws_is_waited_out_with_growing_back_off(
     assert waits
     assert "in 5 s" in waits[0] and "in 10 s" in waits[1]
     assert (job.status, job.attempts, job.retries) == (Job.Status.SUCCEEDED, 1, len(waits))
+
+
+def test_provisioning_waits_for_the_new_instance_profile_to_propagate(
+    team: Team,
+    account: AwsAccount,
+    sandbox: Sandbox,
+    rq_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(propagation.settings, "seconds", 30.0)
+    cluster = create(team, account)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+
+    jobs.run_job(job.pk)  # up to the Auto Scaling group, which IAM is not ready for
+
+    cluster.refresh_from_db()
+    assert cluster.status == Cluster.Status.PROVISIONING
+    waiting = next(step for step in cluster.steps if step["name"] == "auto_scaling_group")
+    assert "to propagate in IAM" in waiting["error"]
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+
+    cluster = wait_for_in_process(cluster)  # each retry comes back 5 s later
+
+    assert cluster.status == Cluster.Status.READY, cluster.status_reason
+
+
+def test_an_instance_profile_that_never_propagates_fails_the_cluster_saying_so(
+    team: Team,
+    account: AwsAccount,
+    sandbox: Sandbox,
+    rq_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(propagation.settings, "seconds", 10_000.0)
+    cluster = create(team, account)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+    jobs.run_job(job.pk)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - jobs.INSTANCES_JOIN_TIMEOUT - timedelta(seconds=1)
+    )
+
+    cluster = wait_for_in_process(cluster)
+
+    assert cluster.status == Cluster.Status.FAILED
+    assert cluster.status_reason.startswith("auto_scaling_group: Timed out: waiting for the new")
+    assert aws(sandbox, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []

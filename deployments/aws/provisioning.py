@@ -282,23 +282,36 @@ def _describe_group(spec: ClusterSpec) -> dict[str, Any] | None:
     return groups[0] if groups else None
 
 
+def _wait_out_instance_profile_propagation(spec: ClusterSpec, error: ClientError) -> None:
+    """A new instance profile takes seconds to reach EC2 and Auto Scaling, which call it invalid
+    meanwhile; re-raise any other error."""
+    if "Invalid IAM Instance Profile" not in error.response["Error"].get("Message", ""):
+        raise error
+    raise StepPending(
+        f"waiting for the new instance profile {spec.name('instance')} to propagate in IAM"
+    ) from error
+
+
 def step_auto_scaling_group(spec: ClusterSpec) -> dict[str, Any]:
     name = spec.name("instances")
     group = _describe_group(spec)
     if group is None:
-        spec.client("autoscaling").create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            LaunchTemplate={
-                "LaunchTemplateId": spec.resources["launch_template_id"],
-                "Version": "$Latest",
-            },
-            MinSize=spec.min_instances,
-            MaxSize=spec.max_instances,
-            DesiredCapacity=spec.desired_instances,
-            VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
-            NewInstancesProtectedFromScaleIn=True,
-            Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
-        )
+        try:
+            spec.client("autoscaling").create_auto_scaling_group(
+                AutoScalingGroupName=name,
+                LaunchTemplate={
+                    "LaunchTemplateId": spec.resources["launch_template_id"],
+                    "Version": "$Latest",
+                },
+                MinSize=spec.min_instances,
+                MaxSize=spec.max_instances,
+                DesiredCapacity=spec.desired_instances,
+                VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
+                NewInstancesProtectedFromScaleIn=True,
+                Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
+            )
+        except ClientError as error:
+            _wait_out_instance_profile_propagation(spec, error)
         group = _describe_group(spec)
         assert group is not None
     return {"auto_scaling_group_name": name, "auto_scaling_group_arn": group["AutoScalingGroupARN"]}

@@ -19,7 +19,7 @@ from moto.ecs.exceptions import ECSException, InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from deployments.sandbox import ecs_services, iam
+from deployments.sandbox import ecs_services, iam, propagation
 from deployments.sandbox.state import state_of
 
 _applied = False
@@ -38,6 +38,7 @@ def apply() -> None:
         if _applied:
             return
         iam.apply()
+        propagation.apply()
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()
