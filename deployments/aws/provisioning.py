@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deployments.aws.clients import AccountAccess, client
+from deployments.aws.permissions import SERVICE_LINKED_ROLES
 
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
@@ -88,6 +89,19 @@ def _ec2_tagged(spec: ClusterSpec, kind: str, describe: str, key: str, **filters
 
 def _tag_spec(spec: ClusterSpec, resource_type: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource_type, "Tags": spec.tags()}]
+
+
+def step_service_linked_roles(spec: ClusterSpec) -> dict[str, Any]:
+    """A fresh account lacks the roles ECS, Auto Scaling and Application Auto Scaling act
+    through, and AWS creates them only on some calls (never on CreateCapacityProvider)."""
+    iam = spec.client("iam")
+    for service in SERVICE_LINKED_ROLES:
+        try:
+            iam.create_service_linked_role(AWSServiceName=service)
+        except ClientError as error:
+            if "has been taken" not in error.response["Error"].get("Message", ""):
+                raise  # anything but "it exists already"
+    return {}
 
 
 def step_network(spec: ClusterSpec) -> dict[str, Any]:
@@ -359,6 +373,7 @@ def step_instances_joined(spec: ClusterSpec) -> dict[str, Any]:
 # A step returns the ids it found or made (teardown steps return None).
 Step = Callable[[ClusterSpec], dict[str, Any] | None]
 STEPS: list[tuple[str, Step]] = [
+    ("service_linked_roles", step_service_linked_roles),
     ("network", step_network),
     ("subnets", step_subnets),
     ("security_group", step_security_group),

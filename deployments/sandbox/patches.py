@@ -19,7 +19,7 @@ from moto.ecs.exceptions import ECSException, InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from deployments.sandbox import ecs_services, iam, propagation
+from deployments.sandbox import ecs_services, iam, propagation, service_roles
 from deployments.sandbox.state import state_of
 
 _applied = False
@@ -45,6 +45,7 @@ def apply() -> None:
         _patch_list_task_definitions()
         _patch_list_container_instances()
         _patch_auto_scaling_groups()
+        service_roles.apply()  # after CreateService's patch, which it wraps
         _applied = True
 
 
