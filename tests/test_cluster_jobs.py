@@ -343,3 +343,31 @@ def test_an_instance_profile_that_never_propagates_fails_the_cluster_saying_so(
     assert cluster.status == Cluster.Status.FAILED
     assert cluster.status_reason.startswith("auto_scaling_group: Timed out: waiting for the new")
     assert aws(sandbox, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+
+
+def test_teardown_waits_while_an_instance_still_uses_the_network_then_leaves_nothing(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    cluster = wait_for_in_process(create(team, account))
+    ec2 = aws(sandbox, "ec2")
+    straggler = ec2.run_instances(
+        ImageId="ami-0a1b2c3d4e5f67890", MinCount=1, MaxCount=1,
+        SubnetId=cluster.resources["subnet_ids"][0],
+        SecurityGroupIds=[cluster.resources["security_group_id"]],
+    )["Instances"][0]["InstanceId"]  # fmt: skip
+    cluster_delete(cluster=cluster, actor=None)
+    job = Job.objects.get(target_id=cluster.pk, kind="delete_cluster")
+
+    jobs.run_job(job.pk)
+
+    cluster.refresh_from_db()
+    assert cluster.status == Cluster.Status.DELETING
+    waiting = next(step for step in cluster.steps if step["name"] == "security_group")
+    assert "has a dependent object" in waiting["error"]
+    ec2.terminate_instances(InstanceIds=[straggler])
+    cluster = wait_for_in_process(cluster)
+
+    assert cluster.status == Cluster.Status.DELETED, cluster.status_reason
+    tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
+    assert ec2.describe_vpcs(Filters=tag)["Vpcs"] == []
+    assert ec2.describe_subnets(Filters=tag)["Subnets"] == []

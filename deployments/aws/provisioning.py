@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -430,6 +431,32 @@ def _ignore_missing(error: ClientError, *codes: str) -> None:
         raise error
 
 
+# AWS's refusals to delete what something still uses: instances shutting down, tasks stopping.
+IN_USE_CODES = frozenset(
+    {
+        "DependencyViolation",
+        "ClusterContainsServicesException",
+        "ClusterContainsTasksException",
+        "ClusterContainsContainerInstancesException",
+        "ClusterContainsCapacityProviderException",
+        "ResourceInUseException",
+    }
+)
+
+
+@contextmanager
+def _waiting_while_in_use() -> Iterator[None]:
+    """Come back later while AWS says the resource is still in use (the job bounds the wait)."""
+    try:
+        yield
+    except ClientError as error:
+        details = error.response["Error"]
+        message = details.get("Message", "")
+        if details.get("Code") in IN_USE_CODES or "Capacity Providers are attached" in message:
+            raise StepPending(f"waiting: {error.operation_name}: {message}") from error
+        raise
+
+
 def teardown_capacity_provider(spec: ClusterSpec) -> None:
     ecs = spec.client("ecs")
     if any(
@@ -476,12 +503,20 @@ def teardown_ecs_cluster(spec: ClusterSpec) -> None:
         return
     for arn in ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]:
         ecs.deregister_container_instance(cluster=spec.ecs_name, containerInstance=arn, force=True)
-    ecs.delete_cluster(cluster=spec.ecs_name)
+    with _waiting_while_in_use():
+        ecs.delete_cluster(cluster=spec.ecs_name)
 
 
 def teardown_launch_template(spec: ClusterSpec) -> None:
+    ec2 = spec.client("ec2")
+    name = spec.name("instances")
+    # Looked up first: a re-run after a wait finds it gone.
+    if not ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [name]}]
+    )["LaunchTemplates"]:
+        return
     try:
-        spec.client("ec2").delete_launch_template(LaunchTemplateName=spec.name("instances"))
+        ec2.delete_launch_template(LaunchTemplateName=name)
     except ClientError as error:
         _ignore_missing(error, "InvalidLaunchTemplateName.NotFoundException")
 
@@ -516,10 +551,16 @@ def teardown_roles(spec: ClusterSpec) -> None:
 def teardown_security_group(spec: ClusterSpec) -> None:
     group = _ec2_tagged(spec, "sg", "describe_security_groups", "SecurityGroups")
     if group is not None:
-        spec.client("ec2").delete_security_group(GroupId=group["GroupId"])
+        with _waiting_while_in_use():
+            spec.client("ec2").delete_security_group(GroupId=group["GroupId"])
 
 
 def teardown_network(spec: ClusterSpec) -> None:
+    with _waiting_while_in_use():
+        _delete_network(spec)
+
+
+def _delete_network(spec: ClusterSpec) -> None:
     ec2 = spec.client("ec2")
     tag = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
     for subnet in ec2.describe_subnets(Filters=tag)["Subnets"]:
