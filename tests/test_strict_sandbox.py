@@ -255,3 +255,19 @@ def test_without_create_service_linked_role_provisioning_fails_first_naming_it(
     assert "not authorized to perform: iam:CreateServiceLinkedRole" in cluster.status_reason
     tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
     assert aws(sandbox, "ec2").describe_vpcs(Filters=tag)["Vpcs"] == []
+
+
+def test_a_region_without_room_for_a_vpc_fails_naming_the_quota_and_creates_nothing(
+    team: Team, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    account = connected(team)
+    ec2 = aws(sandbox, "ec2")
+    while len(ec2.describe_vpcs()["Vpcs"]) < 5:
+        ec2.create_vpc(CidrBlock="10.1.0.0/16")
+
+    cluster = wait_for_in_process(cluster_create(team=team, actor=None, account=account, name="m"))
+
+    assert cluster.status == Cluster.Status.FAILED
+    assert "VPCs per Region" in cluster.status_reason and "L-F678F1CE" in cluster.status_reason
+    assert len(ec2.describe_vpcs()["Vpcs"]) == 5
+    assert ec2.describe_internet_gateways()["InternetGateways"] == []

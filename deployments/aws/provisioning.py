@@ -37,6 +37,7 @@ SECRETS_POLICY = {
     ],
 }
 MAX_AZS = 3
+VPC_QUOTA_CODE = "L-F678F1CE"  # Amazon VPC: VPCs per Region
 ECS_RESERVED_MEMORY_MIB = 256
 
 
@@ -105,10 +106,28 @@ def step_service_linked_roles(spec: ClusterSpec) -> dict[str, Any]:
     return {}
 
 
+class QuotaReached(Exception):
+    """An AWS quota leaves no room for what the cluster needs."""
+
+
+def _check_vpc_quota(spec: ClusterSpec) -> None:
+    quota = spec.client("service-quotas").get_service_quota(
+        ServiceCode="vpc", QuotaCode=VPC_QUOTA_CODE
+    )["Quota"]
+    used = len(spec.client("ec2").describe_vpcs()["Vpcs"])
+    if used >= quota["Value"]:
+        raise QuotaReached(
+            f'The Region already has {used} VPCs, its quota "{quota["QuotaName"]}" '
+            f"(Service Quotas: vpc / {VPC_QUOTA_CODE}) is {quota['Value']:g}: delete a VPC or "
+            "ask AWS to raise the quota, then retry."
+        )
+
+
 def step_network(spec: ClusterSpec) -> dict[str, Any]:
     ec2 = spec.client("ec2")
     vpc = _ec2_tagged(spec, "vpc", "describe_vpcs", "Vpcs")
     if vpc is None:
+        _check_vpc_quota(spec)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=_tag_spec(spec, "vpc"))[
             "Vpc"
         ]

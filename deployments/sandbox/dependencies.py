@@ -1,4 +1,5 @@
-"""What AWS refuses to delete while something still depends on it, worded as AWS words it.
+"""What AWS refuses to delete while something still depends on it, and the VPC quota, worded as
+AWS words it.
 
 moto deletes a subnet or security group under running instances, and an ECS cluster that still
 has services, tasks, container instances or capacity providers.
@@ -7,11 +8,12 @@ has services, tasks, container instances or capacity providers.
 from __future__ import annotations
 
 from moto.core.responses import ActionResult
-from moto.ec2.exceptions import DependencyViolationError
+from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.ec2.responses.subnets import Subnets
+from moto.ec2.responses.vpcs import VPCs
 from moto.ecs.exceptions import EcsClientException, ECSException
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.ecs.responses import EC2ContainerServiceResponse
@@ -23,6 +25,7 @@ def apply() -> None:
     _patch_delete_subnet()
     _patch_delete_security_group()
     _patch_delete_cluster()
+    _patch_create_vpc()
 
 
 def _live_instances(account_id: str, region: str) -> list[Instance]:
@@ -102,3 +105,18 @@ def _why_cluster_stays(backend: EC2ContainerServiceBackend, name: str) -> Except
             "to the cluster."
         )
     return None
+
+
+# Service Quotas' "VPCs per Region" (vpc / L-F678F1CE), which moto reports but does not enforce.
+VPCS_PER_REGION = 5
+
+
+def _patch_create_vpc() -> None:
+    original = VPCs.create_vpc
+
+    def create_vpc(self: VPCs) -> ActionResult:
+        if len(ec2_backends[self.current_account][self.region].vpcs) >= VPCS_PER_REGION:
+            raise EC2ClientError("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
+        return original(self)
+
+    VPCs.create_vpc = create_vpc  # type: ignore[method-assign]

@@ -91,3 +91,16 @@ def test_a_cluster_is_not_deleted_while_anything_is_left_in_it(
     )
 
     assert ecs.delete_cluster(cluster=cluster.name)["cluster"]["status"] == "INACTIVE"
+
+
+def test_a_region_holds_five_vpcs_as_its_quota_says(clients: Clients, sim: Simulator) -> None:
+    quotas = clients._client("service-quotas")
+    quota = quotas.get_service_quota(ServiceCode="vpc", QuotaCode="L-F678F1CE")["Quota"]
+    while len(clients.ec2.describe_vpcs()["Vpcs"]) < quota["Value"]:  # the default VPC counts
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
+
+    with pytest.raises(ClientError) as refused:
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
+
+    assert quota["Value"] == 5
+    assert refusal(refused) == ("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
