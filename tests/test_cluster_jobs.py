@@ -163,6 +163,7 @@ def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
     Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
 
     cluster = create(team, account)
+    monkeypatch.setattr(propagation.settings, "seconds", 0.0)  # the one run reaches every step
     die_after(crash_after, monkeypatch)
     job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
     with pytest.raises(WorkerKilled):
