@@ -187,6 +187,7 @@ def cluster_latest_job(cluster: Cluster) -> Job | None:
 
 
 CLUSTER_STEP_LABELS = {
+    "service_linked_roles": "Service-linked roles for ECS and Auto Scaling",
     "network": "Network: VPC, internet gateway and routes",
     "subnets": "Subnets, one per availability zone",
     "security_group": "Security group for the instances",

@@ -20,6 +20,7 @@ from django.db.models import Model
 from deployments import embedded_redis, jobs
 from deployments.aws import clients
 from deployments.models import App, Cluster, Job, Membership, Team
+from deployments.sandbox import propagation
 from deployments.sandbox.server import Sandbox
 from deployments.services import app_create, cluster_create
 from tests import factories
@@ -79,7 +80,11 @@ def run_worker(redis_url: str, **env: str) -> subprocess.CompletedProcess[str]:
 def sandbox_server() -> Iterator[Sandbox]:
     """A sandbox server for one test module. Not longer: its ticker advances moto's in-process
     backends, which `mock_aws` tests in other modules use too."""
-    server = Sandbox(port=0, tick_seconds=0.2)
+    server = Sandbox(
+        port=0,
+        tick_seconds=0.2,
+        iam_propagation_seconds=settings.TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS,
+    )
     server.start()
     yield server
     server.stop()
@@ -115,6 +120,8 @@ def wait_for_in_process[M: Model](target: M, rounds: int = 200) -> M:
             target.refresh_from_db()
             return target
         jobs.run_job(pending.pk)
+        # A job that waits would come back after its delay: let the sandbox's IAM see it pass.
+        propagation.CLOCK.advance(jobs.STEP_RETRY_SECONDS)
         time.sleep(0.05)
     raise AssertionError(f"{target} still has jobs after {rounds} runs")
 

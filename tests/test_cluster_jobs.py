@@ -12,16 +12,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis
 from botocore.exceptions import EndpointConnectionError
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from deployments import jobs
 from deployments.aws import clients, provisioning
 from deployments.models import AwsAccount, Cluster, Job, Team
+from deployments.sandbox import propagation
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create, cluster_delete, cluster_retry, cluster_scale
 from tests import factories
@@ -160,6 +163,7 @@ def test_a_job_that_dies_after_any_step_is_finished_by_the_reconciler(
     Cluster.objects.filter(pk=reference.pk).update(status=Cluster.Status.DELETED)
 
     cluster = create(team, account)
+    monkeypatch.setattr(propagation.settings, "seconds", 0.0)  # the one run reaches every step
     die_after(crash_after, monkeypatch)
     job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
     with pytest.raises(WorkerKilled):
@@ -301,3 +305,77 @@ def test_an_unreachable_aws_is_waited_out_with_growing_back_off(
     assert waits
     assert "in 5 s" in waits[0] and "in 10 s" in waits[1]
     assert (job.status, job.attempts, job.retries) == (Job.Status.SUCCEEDED, 1, len(waits))
+
+
+def test_provisioning_waits_for_the_new_instance_profile_to_propagate(
+    team: Team,
+    account: AwsAccount,
+    sandbox: Sandbox,
+    rq_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(propagation.settings, "seconds", 30.0)
+    cluster = create(team, account)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+
+    jobs.run_job(job.pk)  # up to the Auto Scaling group, which IAM is not ready for
+
+    cluster.refresh_from_db()
+    assert cluster.status == Cluster.Status.PROVISIONING
+    waiting = next(step for step in cluster.steps if step["name"] == "auto_scaling_group")
+    assert "to propagate in IAM" in waiting["error"]
+    assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
+
+    cluster = wait_for_in_process(cluster)  # each retry comes back 5 s later
+
+    assert cluster.status == Cluster.Status.READY, cluster.status_reason
+
+
+def test_an_instance_profile_that_never_propagates_fails_the_cluster_saying_so(
+    team: Team,
+    account: AwsAccount,
+    sandbox: Sandbox,
+    rq_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(propagation.settings, "seconds", 10_000.0)
+    cluster = create(team, account)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+    jobs.run_job(job.pk)
+    Job.objects.filter(pk=job.pk).update(
+        created_at=timezone.now() - jobs.INSTANCES_JOIN_TIMEOUT - timedelta(seconds=1)
+    )
+
+    cluster = wait_for_in_process(cluster)
+
+    assert cluster.status == Cluster.Status.FAILED
+    assert cluster.status_reason.startswith("auto_scaling_group: Timed out: waiting for the new")
+    assert aws(sandbox, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+
+
+def test_teardown_waits_while_an_instance_still_uses_the_network_then_leaves_nothing(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    cluster = wait_for_in_process(create(team, account))
+    ec2 = aws(sandbox, "ec2")
+    straggler = ec2.run_instances(
+        ImageId="ami-0a1b2c3d4e5f67890", MinCount=1, MaxCount=1,
+        SubnetId=cluster.resources["subnet_ids"][0],
+        SecurityGroupIds=[cluster.resources["security_group_id"]],
+    )["Instances"][0]["InstanceId"]  # fmt: skip
+    cluster_delete(cluster=cluster, actor=None)
+    job = Job.objects.get(target_id=cluster.pk, kind="delete_cluster")
+
+    jobs.run_job(job.pk)
+
+    cluster.refresh_from_db()
+    assert cluster.status == Cluster.Status.DELETING
+    waiting = next(step for step in cluster.steps if step["name"] == "security_group")
+    assert "has a dependent object" in waiting["error"]
+    ec2.terminate_instances(InstanceIds=[straggler])
+    cluster = wait_for_in_process(cluster)
+
+    assert cluster.status == Cluster.Status.DELETED, cluster.status_reason
+    tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
+    assert ec2.describe_vpcs(Filters=tag)["Vpcs"] == []
+    assert ec2.describe_subnets(Filters=tag)["Subnets"] == []

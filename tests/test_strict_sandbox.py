@@ -52,7 +52,8 @@ def without_actions(monkeypatch: pytest.MonkeyPatch, *actions: str) -> None:
     statements = []
     for statement in permissions.STATEMENTS:
         kept = [a for a in iam._listed(statement["Action"]) if a not in actions]
-        statements.append({**statement, "Action": kept})
+        if kept:  # IAM refuses a statement without actions
+            statements.append({**statement, "Action": kept})
     monkeypatch.setattr(permissions, "STATEMENTS", statements)
 
 
@@ -212,3 +213,61 @@ def test_every_flow_passes_and_every_action_called_is_in_the_published_policy(
     called -= {"sts:AssumeRole", "sts:GetCallerIdentity"}
     assert {action for action in called if not published_actions_match(action)} == set()
     assert {"ecs:CreateService", "iam:CreateRole", "ssm:PutParameter"} <= called
+
+
+SERVICE_LINKED_ROLES = {
+    "AWSServiceRoleForECS",
+    "AWSServiceRoleForAutoScaling",
+    "AWSServiceRoleForApplicationAutoScaling_ECSService",
+}
+
+
+def service_linked_roles(sandbox: Sandbox) -> set[str]:
+    roles = aws(sandbox, "iam").list_roles(PathPrefix="/aws-service-role/")["Roles"]
+    return {role["RoleName"] for role in roles}
+
+
+def test_provisioning_creates_the_service_linked_roles_a_fresh_account_lacks(
+    team: Team, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    account = connected(team)
+    assert service_linked_roles(sandbox) == set()
+
+    first = wait_for_in_process(cluster_create(team=team, actor=None, account=account, name="a"))
+    # They exist now ("has been taken in this account"): the next cluster goes on regardless.
+    second = wait_for_in_process(cluster_create(team=team, actor=None, account=account, name="b"))
+
+    assert (first.status, second.status) == (Cluster.Status.READY, Cluster.Status.READY)
+    assert service_linked_roles(sandbox) == SERVICE_LINKED_ROLES
+
+
+def test_without_create_service_linked_role_provisioning_fails_first_naming_it(
+    team: Team, sandbox: Sandbox, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = connected(team)
+    without_actions(monkeypatch, "iam:CreateServiceLinkedRole")
+    factories.connect_sandbox(account)
+
+    cluster = wait_for_in_process(cluster_create(team=team, actor=None, account=account, name="m"))
+
+    assert cluster.status == Cluster.Status.FAILED
+    assert cluster.status_reason.startswith("service_linked_roles: ")
+    assert "not authorized to perform: iam:CreateServiceLinkedRole" in cluster.status_reason
+    tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
+    assert aws(sandbox, "ec2").describe_vpcs(Filters=tag)["Vpcs"] == []
+
+
+def test_a_region_without_room_for_a_vpc_fails_naming_the_quota_and_creates_nothing(
+    team: Team, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    account = connected(team)
+    ec2 = aws(sandbox, "ec2")
+    while len(ec2.describe_vpcs()["Vpcs"]) < 5:
+        ec2.create_vpc(CidrBlock="10.1.0.0/16")
+
+    cluster = wait_for_in_process(cluster_create(team=team, actor=None, account=account, name="m"))
+
+    assert cluster.status == Cluster.Status.FAILED
+    assert "VPCs per Region" in cluster.status_reason and "L-F678F1CE" in cluster.status_reason
+    assert len(ec2.describe_vpcs()["Vpcs"]) == 5
+    assert ec2.describe_internet_gateways()["InternetGateways"] == []

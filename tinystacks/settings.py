@@ -88,6 +88,10 @@ RQ = {"COMMIT_MODE": "auto"}
 TINYSTACKS_STALE_JOB_SECONDS = env_float("TINYSTACKS_STALE_JOB_SECONDS", default=120, minimum=1)
 TINYSTACKS_POLL_SECONDS = env_float("TINYSTACKS_POLL_SECONDS", default=5.0, minimum=0.1)
 TINYSTACKS_SANDBOX_URL = env_str("TINYSTACKS_SANDBOX_URL") or "http://127.0.0.1:4566"
+# How long `manage.py sandbox` keeps a new instance profile unusable, as IAM's propagation does.
+TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS = env_float(
+    "TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS", default=3.0, minimum=0
+)
 # The AWS account the dashboard runs in: customers' trust policies name it.
 TINYSTACKS_AWS_ACCOUNT_ID = env_str("TINYSTACKS_AWS_ACCOUNT_ID")
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from deployments.aws.clients import AccountAccess, client
+from deployments.aws.permissions import SERVICE_LINKED_ROLES
 
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
@@ -35,6 +37,7 @@ SECRETS_POLICY = {
     ],
 }
 MAX_AZS = 3
+VPC_QUOTA_CODE = "L-F678F1CE"  # Amazon VPC: VPCs per Region
 ECS_RESERVED_MEMORY_MIB = 256
 
 
@@ -90,10 +93,41 @@ def _tag_spec(spec: ClusterSpec, resource_type: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource_type, "Tags": spec.tags()}]
 
 
+def step_service_linked_roles(spec: ClusterSpec) -> dict[str, Any]:
+    """A fresh account lacks the roles ECS, Auto Scaling and Application Auto Scaling act
+    through, and AWS creates them only on some calls (never on CreateCapacityProvider)."""
+    iam = spec.client("iam")
+    for service in SERVICE_LINKED_ROLES:
+        try:
+            iam.create_service_linked_role(AWSServiceName=service)
+        except ClientError as error:
+            if "has been taken" not in error.response["Error"].get("Message", ""):
+                raise  # anything but "it exists already"
+    return {}
+
+
+class QuotaReached(Exception):
+    """An AWS quota leaves no room for what the cluster needs."""
+
+
+def _check_vpc_quota(spec: ClusterSpec) -> None:
+    quota = spec.client("service-quotas").get_service_quota(
+        ServiceCode="vpc", QuotaCode=VPC_QUOTA_CODE
+    )["Quota"]
+    used = len(spec.client("ec2").describe_vpcs()["Vpcs"])
+    if used >= quota["Value"]:
+        raise QuotaReached(
+            f'The Region already has {used} VPCs, its quota "{quota["QuotaName"]}" '
+            f"(Service Quotas: vpc / {VPC_QUOTA_CODE}) is {quota['Value']:g}: delete a VPC or "
+            "ask AWS to raise the quota, then retry."
+        )
+
+
 def step_network(spec: ClusterSpec) -> dict[str, Any]:
     ec2 = spec.client("ec2")
     vpc = _ec2_tagged(spec, "vpc", "describe_vpcs", "Vpcs")
     if vpc is None:
+        _check_vpc_quota(spec)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=_tag_spec(spec, "vpc"))[
             "Vpc"
         ]
@@ -282,23 +316,36 @@ def _describe_group(spec: ClusterSpec) -> dict[str, Any] | None:
     return groups[0] if groups else None
 
 
+def _wait_out_instance_profile_propagation(spec: ClusterSpec, error: ClientError) -> None:
+    """A new instance profile takes seconds to reach EC2 and Auto Scaling, which call it invalid
+    meanwhile; re-raise any other error."""
+    if "Invalid IAM Instance Profile" not in error.response["Error"].get("Message", ""):
+        raise error
+    raise StepPending(
+        f"waiting for the new instance profile {spec.name('instance')} to propagate in IAM"
+    ) from error
+
+
 def step_auto_scaling_group(spec: ClusterSpec) -> dict[str, Any]:
     name = spec.name("instances")
     group = _describe_group(spec)
     if group is None:
-        spec.client("autoscaling").create_auto_scaling_group(
-            AutoScalingGroupName=name,
-            LaunchTemplate={
-                "LaunchTemplateId": spec.resources["launch_template_id"],
-                "Version": "$Latest",
-            },
-            MinSize=spec.min_instances,
-            MaxSize=spec.max_instances,
-            DesiredCapacity=spec.desired_instances,
-            VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
-            NewInstancesProtectedFromScaleIn=True,
-            Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
-        )
+        try:
+            spec.client("autoscaling").create_auto_scaling_group(
+                AutoScalingGroupName=name,
+                LaunchTemplate={
+                    "LaunchTemplateId": spec.resources["launch_template_id"],
+                    "Version": "$Latest",
+                },
+                MinSize=spec.min_instances,
+                MaxSize=spec.max_instances,
+                DesiredCapacity=spec.desired_instances,
+                VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
+                NewInstancesProtectedFromScaleIn=True,
+                Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
+            )
+        except ClientError as error:
+            _wait_out_instance_profile_propagation(spec, error)
         group = _describe_group(spec)
         assert group is not None
     return {"auto_scaling_group_name": name, "auto_scaling_group_arn": group["AutoScalingGroupARN"]}
@@ -346,6 +393,7 @@ def step_instances_joined(spec: ClusterSpec) -> dict[str, Any]:
 # A step returns the ids it found or made (teardown steps return None).
 Step = Callable[[ClusterSpec], dict[str, Any] | None]
 STEPS: list[tuple[str, Step]] = [
+    ("service_linked_roles", step_service_linked_roles),
     ("network", step_network),
     ("subnets", step_subnets),
     ("security_group", step_security_group),
@@ -402,6 +450,32 @@ def _ignore_missing(error: ClientError, *codes: str) -> None:
         raise error
 
 
+# AWS's refusals to delete what something still uses: instances shutting down, tasks stopping.
+IN_USE_CODES = frozenset(
+    {
+        "DependencyViolation",
+        "ClusterContainsServicesException",
+        "ClusterContainsTasksException",
+        "ClusterContainsContainerInstancesException",
+        "ClusterContainsCapacityProviderException",
+        "ResourceInUseException",
+    }
+)
+
+
+@contextmanager
+def _waiting_while_in_use() -> Iterator[None]:
+    """Come back later while AWS says the resource is still in use (the job bounds the wait)."""
+    try:
+        yield
+    except ClientError as error:
+        details = error.response["Error"]
+        message = details.get("Message", "")
+        if details.get("Code") in IN_USE_CODES or "Capacity Providers are attached" in message:
+            raise StepPending(f"waiting: {error.operation_name}: {message}") from error
+        raise
+
+
 def teardown_capacity_provider(spec: ClusterSpec) -> None:
     ecs = spec.client("ecs")
     if any(
@@ -448,12 +522,20 @@ def teardown_ecs_cluster(spec: ClusterSpec) -> None:
         return
     for arn in ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]:
         ecs.deregister_container_instance(cluster=spec.ecs_name, containerInstance=arn, force=True)
-    ecs.delete_cluster(cluster=spec.ecs_name)
+    with _waiting_while_in_use():
+        ecs.delete_cluster(cluster=spec.ecs_name)
 
 
 def teardown_launch_template(spec: ClusterSpec) -> None:
+    ec2 = spec.client("ec2")
+    name = spec.name("instances")
+    # Looked up first: a re-run after a wait finds it gone.
+    if not ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [name]}]
+    )["LaunchTemplates"]:
+        return
     try:
-        spec.client("ec2").delete_launch_template(LaunchTemplateName=spec.name("instances"))
+        ec2.delete_launch_template(LaunchTemplateName=name)
     except ClientError as error:
         _ignore_missing(error, "InvalidLaunchTemplateName.NotFoundException")
 
@@ -488,10 +570,16 @@ def teardown_roles(spec: ClusterSpec) -> None:
 def teardown_security_group(spec: ClusterSpec) -> None:
     group = _ec2_tagged(spec, "sg", "describe_security_groups", "SecurityGroups")
     if group is not None:
-        spec.client("ec2").delete_security_group(GroupId=group["GroupId"])
+        with _waiting_while_in_use():
+            spec.client("ec2").delete_security_group(GroupId=group["GroupId"])
 
 
 def teardown_network(spec: ClusterSpec) -> None:
+    with _waiting_while_in_use():
+        _delete_network(spec)
+
+
+def _delete_network(spec: ClusterSpec) -> None:
     ec2 = spec.client("ec2")
     tag = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
     for subnet in ec2.describe_subnets(Filters=tag)["Subnets"]:

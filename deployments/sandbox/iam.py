@@ -361,7 +361,7 @@ def authorize(response: BaseResponse) -> None:
     for need in needs(prefix, action, params, caller, region):
         decision = decide(documents, need)
         if decision != "allow":
-            raise _denial(prefix, caller, need, explicit=decision == "deny")
+            raise denial(prefix, caller, need, explicit=decision == "deny")
 
 
 def _check_trust(caller: Caller, params: dict[str, Any]) -> None:
@@ -389,7 +389,7 @@ def _check_trust(caller: Caller, params: dict[str, Any]) -> None:
         raise refused
 
 
-def _denial(prefix: str, caller: Caller, need: Need, *, explicit: bool) -> AccessDenied:
+def denial(prefix: str, caller: Caller, need: Need, *, explicit: bool) -> AccessDenied:
     because = (
         "with an explicit deny in an identity-based policy"
         if explicit

@@ -19,7 +19,7 @@ from moto.ecs.exceptions import ECSException, InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from deployments.sandbox import ecs_services, iam
+from deployments.sandbox import dependencies, ecs_services, iam, propagation, service_roles
 from deployments.sandbox.state import state_of
 
 _applied = False
@@ -38,12 +38,15 @@ def apply() -> None:
         if _applied:
             return
         iam.apply()
+        propagation.apply()
+        dependencies.apply()
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()
         _patch_list_task_definitions()
         _patch_list_container_instances()
         _patch_auto_scaling_groups()
+        service_roles.apply()  # after CreateService's patch, which it wraps
         _applied = True
 
 

@@ -29,7 +29,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from deployments.sandbox import LABEL, autoscaling
+from deployments.sandbox import LABEL, autoscaling, propagation
 from deployments.sandbox.simulator import Simulator
 
 logger = logging.getLogger(__name__)
@@ -49,9 +49,15 @@ class QuietRequestHandler(MotoRequestHandler):
 
 
 class Sandbox:
-    def __init__(self, port: int = 4566, tick_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        port: int = 4566,
+        tick_seconds: float = 1.0,
+        iam_propagation_seconds: float = propagation.DEFAULT_SECONDS,
+    ) -> None:
         self.port = port
         self.tick_seconds = tick_seconds
+        self.iam_propagation_seconds = iam_propagation_seconds
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -70,6 +76,7 @@ class Sandbox:
         # before moto creates its IAM backend.
         self._previous_managed_policies = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
         os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        propagation.settings.seconds = self.iam_propagation_seconds
         self._server = make_server(
             HOST, self.port, self, threaded=True, request_handler=QuietRequestHandler
         )

@@ -55,6 +55,10 @@ class Clients:
     def cloudwatch(self) -> Any:
         return self._client("cloudwatch")
 
+    @cached_property
+    def iam(self) -> Any:
+        return self._client("iam")
+
 
 @dataclass
 class SandboxCluster:

@@ -43,7 +43,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        sandbox = Sandbox(port=port, tick_seconds=tick)
+        sandbox = Sandbox(
+            port=port,
+            tick_seconds=tick,
+            iam_propagation_seconds=settings.TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS,
+        )
         try:
             sandbox.start()
         except OSError as error:

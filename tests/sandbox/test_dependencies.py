@@ -1,0 +1,106 @@
+"""AWS refuses to delete what something still depends on: subnets and security groups under live
+instances, ECS clusters with services, tasks, container instances or capacity providers."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from deployments.sandbox.simulator import Simulator
+from tests.sandbox.conftest import (
+    IMAGE_ID,
+    Clients,
+    SandboxCluster,
+    create_service,
+    register_task_definition,
+)
+
+
+def refusal(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    return error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]
+
+
+def test_a_subnet_and_security_group_under_a_live_instance_are_not_deleted(
+    clients: Clients, sim: Simulator
+) -> None:
+    ec2 = clients.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+    instance = ec2.run_instances(
+        ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=subnet, SecurityGroupIds=[group]
+    )["Instances"][0]["InstanceId"]
+
+    with pytest.raises(ClientError) as subnet_refused:
+        ec2.delete_subnet(SubnetId=subnet)
+    with pytest.raises(ClientError) as group_refused:
+        ec2.delete_security_group(GroupId=group)
+
+    assert refusal(subnet_refused) == (
+        "DependencyViolation", f"The subnet '{subnet}' has dependencies and cannot be deleted."
+    )  # fmt: skip
+    assert refusal(group_refused) == (
+        "DependencyViolation",
+        f"resource {group} has a dependent object",
+    )
+    ec2.terminate_instances(InstanceIds=[instance])
+    ec2.delete_security_group(GroupId=group)
+    ec2.delete_subnet(SubnetId=subnet)
+    assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"] == []
+
+
+def test_a_cluster_is_not_deleted_while_anything_is_left_in_it(
+    clients: Clients, cluster: SandboxCluster, sim: Simulator
+) -> None:
+    ecs = clients.ecs
+    create_service(ecs, cluster, register_task_definition(ecs), desired=1)
+    sim.tick()
+
+    def delete() -> tuple[str, str]:
+        with pytest.raises(ClientError) as refused:
+            ecs.delete_cluster(cluster=cluster.name)
+        return refusal(refused)
+
+    assert delete() == (
+        "ClusterContainsServicesException",
+        "The Cluster cannot be deleted while Services are active.",
+    )
+    ecs.delete_service(cluster=cluster.name, service="web", force=True)
+    assert delete()[0] == "ClusterContainsServicesException"  # DRAINING
+    sim.tick()  # its task stops; the service is INACTIVE
+    assert delete() == (
+        "ClusterContainsContainerInstancesException",
+        "The Cluster cannot be deleted while Container Instances are active or draining.",
+    )
+    for arn in ecs.list_container_instances(cluster=cluster.name)["containerInstanceArns"]:
+        ecs.deregister_container_instance(cluster=cluster.name, containerInstance=arn, force=True)
+    group = clients.autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]
+    ecs.create_capacity_provider(
+        name="cp", autoScalingGroupProvider={"autoScalingGroupArn": group["AutoScalingGroupARN"]}
+    )
+    ecs.put_cluster_capacity_providers(
+        cluster=cluster.name, capacityProviders=["cp"], defaultCapacityProviderStrategy=[]
+    )
+    assert delete() == (
+        "ClientException",
+        "The Cluster cannot be deleted while Cluster Scoped Capacity Providers are attached to "
+        "the cluster.",
+    )
+    ecs.put_cluster_capacity_providers(
+        cluster=cluster.name, capacityProviders=[], defaultCapacityProviderStrategy=[]
+    )
+
+    assert ecs.delete_cluster(cluster=cluster.name)["cluster"]["status"] == "INACTIVE"
+
+
+def test_a_region_holds_five_vpcs_as_its_quota_says(clients: Clients, sim: Simulator) -> None:
+    quotas = clients._client("service-quotas")
+    quota = quotas.get_service_quota(ServiceCode="vpc", QuotaCode="L-F678F1CE")["Quota"]
+    while len(clients.ec2.describe_vpcs()["Vpcs"]) < quota["Value"]:  # the default VPC counts
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
+
+    with pytest.raises(ClientError) as refused:
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
+
+    assert quota["Value"] == 5
+    assert refusal(refused) == ("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
