@@ -20,15 +20,15 @@ from django.db.models import F, Q
 from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, validate_task_size
 
 name_validator = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+    r"\A[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z",
     "Use 1–40 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
 )
 role_arn_validator = RegexValidator(
-    r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+    r"\Aarn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z",
     "Enter an IAM role ARN such as arn:aws:iam::123456789012:role/TinyStacksAccess.",
 )
 region_validator = RegexValidator(
-    r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$", "Enter an AWS region such as eu-west-1."
+    r"\A[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d\Z", "Enter an AWS region such as eu-west-1."
 )
 
 
@@ -210,7 +210,7 @@ class App(models.Model):
     health_check_path = models.CharField(
         max_length=200,
         default="/",
-        validators=[RegexValidator(r"^/[^\s]*$", "Enter a path starting with /.")],
+        validators=[RegexValidator(r"\A/[^\s]*\Z", "Enter a path starting with /.")],
     )
     cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
     memory = models.PositiveIntegerField(default=512, help_text="MiB")
@@ -495,7 +495,7 @@ class AuditEntry(models.Model):
 
 
 api_token_name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,59}\Z",
     "Use up to 60 letters, digits, dots, hyphens and underscores, starting with a letter or digit.",
 )
 
