@@ -253,14 +253,18 @@ def api_token_create(request: AuthedRequest) -> HttpResponse:
     membership = _get_owner_membership(request)
     taken = selectors.api_tokens_of(membership.team).filter(revoked_at__isnull=True)
     form = ApiTokenForm(request.POST, taken=taken)
-    if not form.is_valid():
-        context = _accounts_context(membership, token_form=form)
-        return _page(request, "deployments/accounts.html", context)
-    token, secret = services.api_token_create(
-        team=membership.team, name=form.cleaned_data["name"], role=form.cleaned_data["role"],
-        created_by=request.user,
-    )  # fmt: skip
-    context = _accounts_context(membership) | {"new_token": token, "new_secret": secret}
+    if form.is_valid():
+        try:
+            token, secret = services.api_token_create(
+                team=membership.team, name=form.cleaned_data["name"],
+                role=form.cleaned_data["role"], created_by=request.user,
+            )  # fmt: skip
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            context = _accounts_context(membership) | {"new_token": token, "new_secret": secret}
+            return _page(request, "deployments/accounts.html", context)
+    context = _accounts_context(membership, token_form=form)
     return _page(request, "deployments/accounts.html", context)
 
 
