@@ -13,6 +13,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -113,6 +114,15 @@ class AwsAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"
+
+    def clean(self) -> None:
+        if self.mode == self.Mode.SANDBOX and not settings.TINYSTACKS_ALLOW_SANDBOX:
+            raise ValidationError(
+                {
+                    "mode": "The local sandbox is turned off on this server; connect an AWS "
+                    "account through an IAM role."
+                }
+            )
 
 
 class Cluster(models.Model):

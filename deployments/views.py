@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -232,6 +233,7 @@ def _accounts_context(
         "membership": membership,
         "rows": rows,
         "verifying": any(row.verifying for row in rows),
+        "sandbox_allowed": settings.TINYSTACKS_ALLOW_SANDBOX,
         "form": form or AssumeRoleAccountForm(taken=selectors.accounts_of(membership.team)),
         "tokens": tokens.select_related("created_by"),
         "token_form": token_form or ApiTokenForm(taken=tokens.filter(revoked_at__isnull=True)),

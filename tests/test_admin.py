@@ -180,3 +180,13 @@ def test_job_links_to_its_rq_job(staff_client: Client, team: Team) -> None:
 
     assert reverse("django_rq:job_detail", args=[0, "4f1c2d3e-rq"]) in response.text
     assert str(job) in response.text
+
+
+def test_staff_connect_an_ambient_account(staff_client: Client, team: Team) -> None:
+    response = staff_client.post(
+        reverse("admin:deployments_awsaccount_add"),
+        {"team": team.pk, "name": "ours", "mode": "ambient", "region": "eu-west-1"},
+    )
+
+    assert response.status_code == 302, response.context["adminform"].errors
+    assert AwsAccount.objects.get(team=team, name="ours").mode == AwsAccount.Mode.AMBIENT

@@ -88,6 +88,8 @@ RQ = {"COMMIT_MODE": "auto"}
 TINYSTACKS_STALE_JOB_SECONDS = env_float("TINYSTACKS_STALE_JOB_SECONDS", default=120, minimum=1)
 TINYSTACKS_POLL_SECONDS = env_float("TINYSTACKS_POLL_SECONDS", default=5.0, minimum=0.1)
 TINYSTACKS_SANDBOX_URL = env_str("TINYSTACKS_SANDBOX_URL") or "http://127.0.0.1:4566"
+# Sandbox accounts are for developers' machines and demos: a production server refuses them.
+TINYSTACKS_ALLOW_SANDBOX = env_bool("TINYSTACKS_ALLOW_SANDBOX", default=DEBUG)
 # The AWS account the dashboard runs in: customers' trust policies name it.
 TINYSTACKS_AWS_ACCOUNT_ID = env_str("TINYSTACKS_AWS_ACCOUNT_ID")
 

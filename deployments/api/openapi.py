@@ -121,9 +121,10 @@ ACCOUNT_PROPERTIES: Schema = {
     "mode": {
         "type": "string",
         "enum": AwsAccount.Mode.values,
-        "description": "`sandbox`: the local simulated AWS; `assume_role`: the dashboard assumes "
-        "`role_arn` in your account, passing `external_id`; `ambient`: the dashboard's own "
-        "credentials.",
+        "description": "`sandbox`: the local simulated AWS (refused where the server turns it "
+        "off); `assume_role`: the dashboard assumes `role_arn` in your account, passing "
+        "`external_id`; `ambient`: the dashboard's own credentials (shown, never created here: "
+        "only staff connect those, in the admin).",
     },
     "role_arn": {
         "type": "string",
