@@ -566,20 +566,3 @@ class ApiToken(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
-
-
-class SignInFailure(models.Model):
-    """A failed sign-in, kept for a while to slow down password guessing."""
-
-    username = models.CharField(max_length=150)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["username", "at"], name="signin_failure_user_idx"),
-            models.Index(fields=["ip_address", "at"], name="signin_failure_ip_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.username} from {self.ip_address} at {self.at:%Y-%m-%d %H:%M}"

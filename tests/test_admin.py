@@ -23,7 +23,6 @@ from deployments.models import (
     Membership,
     Release,
     ScalingSettings,
-    SignInFailure,
     Team,
 )
 from tests import factories
@@ -42,7 +41,6 @@ ALL_MODELS = [
     DeploymentEvent,
     Job,
     AuditEntry,
-    SignInFailure,
 ]
 
 
@@ -64,7 +62,6 @@ def populate(rows: int) -> None:
         factories.make_event(deployment)
         factories.make_job(team, account, created_by=user)
         factories.make_audit_entry(team, user)
-        SignInFailure.objects.create(username=user.username, ip_address="203.0.113.1")
 
 
 def changelist_queries(client: Client, model: type[Any], query: str = "") -> int:
