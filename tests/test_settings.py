@@ -40,7 +40,7 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
         ({"DEBUG": "0", "SECRET_KEY_FILE": "/nonexistent/key"}, "SECRET_KEY_FILE"),
         ({"DEBUG": "1", "TINYSTACKS_ALLOW_SANDBOX": "sometimes"}, "TINYSTACKS_ALLOW_SANDBOX"),
         ({"DEBUG": "1", "TINYSTACKS_TRUSTED_PROXIES": "-1"}, "TINYSTACKS_TRUSTED_PROXIES"),
-        ({"DEBUG": "1", "TINYSTACKS_SIGNIN_FAILURE_LIMIT": "five"}, "TINYSTACKS_SIGNIN_FAILURE_LIMIT"),
+        ({"DEBUG": "1", "TINYSTACKS_SIGNIN_FAILURE_LIMIT": "5x"}, "SIGNIN_FAILURE_LIMIT"),
     ],
 )
 def test_bad_configuration_stops_start_up_with_one_line(
