@@ -124,6 +124,7 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "deployments.signin.locked_out"
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins: the audit trail's business, not axes'
+AXES_VERBOSE = False  # no banner on every start (commands print only what they mean to)
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # How many reverse proxies in front of the dashboard append to X-Forwarded-For (0: none, the
 # client is REMOTE_ADDR). More than there are lets clients pick their address.
