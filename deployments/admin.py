@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from deployments import services
+from deployments.client_address import client_address
 from deployments.models import (
     ApiToken,
     App,
@@ -25,7 +26,6 @@ from deployments.models import (
     Membership,
     Release,
     ScalingSettings,
-    SignInFailure,
     Team,
 )
 
@@ -291,16 +291,6 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
         tokens = list(queryset.filter(revoked_at__isnull=True).select_related("team"))
         for token in tokens:
             services.api_token_revoke(
-                token=token, actor=request.user, ip_address=request.META.get("REMOTE_ADDR") or None
+                token=token, actor=request.user, ip_address=client_address(request)
             )
         self.message_user(request, f"Revoked {len(tokens)} API token(s).")
-
-
-@admin.register(SignInFailure)
-class SignInFailureAdmin(admin.ModelAdmin[SignInFailure]):
-    list_display = ["at", "username", "ip_address"]
-    search_fields = ["username", "ip_address"]
-    readonly_fields = ["username", "ip_address", "at"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

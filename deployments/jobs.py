@@ -31,7 +31,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RqJob
 from rq.job import JobStatus, get_current_job
 
-from deployments import encryption, inventory, signin, tracker
+from deployments import encryption, inventory, tracker
 from deployments.aws import ecs_services, identity, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess, add_client_hook
@@ -615,7 +615,6 @@ def tick() -> None:
     try:
         tracker.follow_rollouts()
         jobs_requeue_lost()
-        signin.failures_prune()
         inventory.capacity_refresh()
     finally:
         lock.release()

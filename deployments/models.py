@@ -13,6 +13,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -20,15 +21,15 @@ from django.db.models import F, Q
 from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, validate_task_size
 
 name_validator = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+    r"\A[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z",
     "Use 1–40 lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
 )
 role_arn_validator = RegexValidator(
-    r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$",
+    r"\Aarn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}\Z",
     "Enter an IAM role ARN such as arn:aws:iam::123456789012:role/TinyStacksAccess.",
 )
 region_validator = RegexValidator(
-    r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$", "Enter an AWS region such as eu-west-1."
+    r"\A[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d\Z", "Enter an AWS region such as eu-west-1."
 )
 
 
@@ -113,6 +114,15 @@ class AwsAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"
+
+    def clean(self) -> None:
+        if self.mode == self.Mode.SANDBOX and not settings.TINYSTACKS_ALLOW_SANDBOX:
+            raise ValidationError(
+                {
+                    "mode": "The local sandbox is turned off on this server; connect an AWS "
+                    "account through an IAM role."
+                }
+            )
 
 
 class Cluster(models.Model):
@@ -210,7 +220,7 @@ class App(models.Model):
     health_check_path = models.CharField(
         max_length=200,
         default="/",
-        validators=[RegexValidator(r"^/[^\s]*$", "Enter a path starting with /.")],
+        validators=[RegexValidator(r"\A/[^\s]*\Z", "Enter a path starting with /.")],
     )
     cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
     memory = models.PositiveIntegerField(default=512, help_text="MiB")
@@ -495,7 +505,7 @@ class AuditEntry(models.Model):
 
 
 api_token_name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,59}$",
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,59}\Z",
     "Use up to 60 letters, digits, dots, hyphens and underscores, starting with a letter or digit.",
 )
 
@@ -556,20 +566,3 @@ class ApiToken(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
-
-
-class SignInFailure(models.Model):
-    """A failed sign-in, kept for a while to slow down password guessing."""
-
-    username = models.CharField(max_length=150)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [
-            models.Index(fields=["username", "at"], name="signin_failure_user_idx"),
-            models.Index(fields=["ip_address", "at"], name="signin_failure_ip_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.username} from {self.ip_address} at {self.at:%Y-%m-%d %H:%M}"

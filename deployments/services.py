@@ -77,6 +77,12 @@ def job_enqueue(*, kind: str, target: models.Model, team: Team, created_by: Acto
     return job
 
 
+AMBIENT_STAFF_ONLY = (
+    "Teams cannot connect an account with the dashboard's own credentials (ambient); "
+    "only staff can, in the admin. Connect your AWS account through an IAM role."
+)
+
+
 @transaction.atomic
 def account_create(
     *,
@@ -88,6 +94,10 @@ def account_create(
     role_arn: str = "",
     ip_address: str | None = None,
 ) -> AwsAccount:
+    """A team connects an account (pages, API). Never an ambient one: that would lend the team
+    the dashboard's own credentials; staff connect those in the Django admin."""
+    if mode == AwsAccount.Mode.AMBIENT:
+        raise ValidationError({"mode": AMBIENT_STAFF_ONLY})
     account = AwsAccount(team=team, name=name, mode=mode, region=region, role_arn=role_arn)
     if mode == AwsAccount.Mode.SANDBOX:
         # Reached like any customer's role; verifying creates it in the sandbox first.

@@ -1,68 +1,32 @@
-"""Sign-in that slows down guessing: after too many failures for a username or from an address
-within the window, further attempts are refused (HTTP 429) until the window has passed."""
+"""What a locked-out sign-in sees. django-axes counts failures per username and address (see
+the AXES_* settings) on our sign-in page and the admin's alike; this answers for both."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.views import LoginView
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
-from django.utils import timezone
-
-from deployments.models import SignInFailure
-
-WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_USERNAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 
-def _address(form: AuthenticationForm) -> str | None:
-    return form.request.META.get("REMOTE_ADDR") if form.request else None
+def lockout_message() -> str:
+    minutes = round(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    return f"Too many failed sign-ins. Wait {minutes} minutes, then try again."
 
 
-def failures_prune() -> int:
-    """Forget failures older than the window (the tick calls this)."""
-    deleted, _ = SignInFailure.objects.filter(at__lt=timezone.now() - WINDOW).delete()
-    return deleted
-
-
-def is_throttled(username: str, ip_address: str | None) -> bool:
-    recent = SignInFailure.objects.filter(at__gte=timezone.now() - WINDOW)
-    by_username = recent.filter(username=username.lower()).count()
-    by_address = recent.filter(ip_address=ip_address).count() if ip_address else 0
-    return by_username >= MAX_FAILURES_PER_USERNAME or by_address >= MAX_FAILURES_PER_ADDRESS
-
-
-class ThrottledAuthenticationForm(AuthenticationForm):
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": "Too many failed sign-ins. Wait 15 minutes, then try again.",
-    }
-
-    def clean(self) -> dict[str, Any]:
-        username = (self.cleaned_data.get("username") or "").lower()
-        address = _address(self)
-        if is_throttled(username, address):
-            raise ValidationError(self.error_messages["throttled"], code="throttled")
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            SignInFailure.objects.create(username=username, ip_address=address)
-            raise
-        # Success forgets this user's failures from this address.
-        SignInFailure.objects.filter(username=username, ip_address=address).delete()
-        return cleaned
-
-
-class ThrottledLoginView(LoginView):
-    form_class = ThrottledAuthenticationForm
-    redirect_authenticated_user = True
-
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        response = super().form_invalid(form)
-        if form.has_error("__all__", code="throttled"):
-            response.status_code = 429
-        return response
+def locked_out(
+    request: HttpRequest, response: HttpResponse | None, credentials: dict[str, Any] | None
+) -> HttpResponse:
+    """The sign-in page that was asked for, its form saying why instead of "wrong password",
+    with 429 Too Many Requests."""
+    context = response.context_data if isinstance(response, TemplateResponse) else None
+    form = (context or {}).get("form")
+    if not isinstance(response, TemplateResponse) or form is None:
+        return HttpResponse(lockout_message(), status=429, content_type="text/plain")
+    form.errors.clear()
+    form.add_error(None, ValidationError(lockout_message(), code="throttled"))
+    response.content = response.rendered_content
+    response.status_code = 429
+    return response

@@ -4,11 +4,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from deployments import views
-from deployments.signin import ThrottledLoginView
 
 urlpatterns = [
     path("", views.overview, name="overview"),
-    path("sign-in/", ThrottledLoginView.as_view(), name="login"),
+    path("sign-in/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("sign-out/", auth_views.LogoutView.as_view(), name="logout"),
     path("team/", views.team_switch, name="team_switch"),
     path("accounts/", views.accounts, name="accounts"),

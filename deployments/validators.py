@@ -15,12 +15,12 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 IMAGE_REFERENCE = re.compile(
-    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+    rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?"
 )
 MAX_IMAGE_NAME = 255
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV_PREFIXES = ("AWS_", "ECS_")
 # A task definition may be at most 64 KiB; leave room for everything that is not env vars.
 MAX_ENV_BYTES = 48 * 1024
@@ -32,7 +32,7 @@ MAX_SECRET_NAME = 255
 
 def validate_image(image: str) -> None:
     """Raise ValidationError unless `image` is a reference Docker and ECS would accept."""
-    match = IMAGE_REFERENCE.match(image)
+    match = IMAGE_REFERENCE.fullmatch(image)
     if not match:
         raise ValidationError(
             f"{image!r} is not an image reference; expected e.g. nginx:1.27, "
@@ -52,7 +52,7 @@ def validate_config_vars(config_vars: object) -> None:
     if not isinstance(config_vars, dict):
         raise ValidationError("Config vars must be a mapping of names to values.", code="config")
     for name, value in config_vars.items():
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValidationError(
                 f"{name!r} is not a valid variable name: use letters, digits and underscores, "
                 "not starting with a digit.",

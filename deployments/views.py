@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -27,6 +28,7 @@ from django_htmx.middleware import HtmxDetails
 
 from deployments import selectors, services
 from deployments.aws import permissions
+from deployments.client_address import client_address
 from deployments.forms import (
     ApiTokenForm,
     AppCreateForm,
@@ -162,10 +164,6 @@ def _done(request: AuthedRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
 
 
-def _ip(request: AuthedRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _refusal(error: ValidationError | Conflict) -> str:
     """A service's refusal in words, for a flash message."""
     return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
@@ -232,6 +230,7 @@ def _accounts_context(
         "membership": membership,
         "rows": rows,
         "verifying": any(row.verifying for row in rows),
+        "sandbox_allowed": settings.TINYSTACKS_ALLOW_SANDBOX,
         "form": form or AssumeRoleAccountForm(taken=selectors.accounts_of(membership.team)),
         "tokens": tokens.select_related("created_by"),
         "token_form": token_form or ApiTokenForm(taken=tokens.filter(revoked_at__isnull=True)),
@@ -253,14 +252,18 @@ def api_token_create(request: AuthedRequest) -> HttpResponse:
     membership = _get_owner_membership(request)
     taken = selectors.api_tokens_of(membership.team).filter(revoked_at__isnull=True)
     form = ApiTokenForm(request.POST, taken=taken)
-    if not form.is_valid():
-        context = _accounts_context(membership, token_form=form)
-        return _page(request, "deployments/accounts.html", context)
-    token, secret = services.api_token_create(
-        team=membership.team, name=form.cleaned_data["name"], role=form.cleaned_data["role"],
-        created_by=request.user,
-    )  # fmt: skip
-    context = _accounts_context(membership) | {"new_token": token, "new_secret": secret}
+    if form.is_valid():
+        try:
+            token, secret = services.api_token_create(
+                team=membership.team, name=form.cleaned_data["name"],
+                role=form.cleaned_data["role"], created_by=request.user,
+            )  # fmt: skip
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            context = _accounts_context(membership) | {"new_token": token, "new_secret": secret}
+            return _page(request, "deployments/accounts.html", context)
+    context = _accounts_context(membership, token_form=form)
     return _page(request, "deployments/accounts.html", context)
 
 
@@ -271,7 +274,7 @@ def api_token_revoke(request: AuthedRequest, pk: int) -> HttpResponse:
     token = selectors.api_tokens_of(membership.team).filter(pk=pk).first() if pk <= MAX_ID else None
     if token is None:
         raise Http404("No such API token in this team.")
-    services.api_token_revoke(token=token, actor=request.user, ip_address=_ip(request))
+    services.api_token_revoke(token=token, actor=request.user, ip_address=client_address(request))
     messages.success(request, f"Revoked the API token {token.name}.")
     return _done(request, reverse("accounts"))
 
@@ -302,7 +305,7 @@ def account_connect_sandbox(request: AuthedRequest) -> HttpResponse:
             name=selectors.account_name_available(membership.team, "sandbox"),
             mode=AwsAccount.Mode.SANDBOX,
             region="us-east-1",
-            ip_address=_ip(request),
+            ip_address=client_address(request),
         )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
@@ -324,7 +327,7 @@ def account_connect(request: AuthedRequest) -> HttpResponse:
                 team=membership.team,
                 actor=request.user,
                 mode=AwsAccount.Mode.ASSUME_ROLE,
-                ip_address=_ip(request),
+                ip_address=client_address(request),
                 **form.cleaned_data,
             )
         except ValidationError as error:
@@ -399,7 +402,10 @@ def cluster_new(request: AuthedRequest) -> HttpResponse:
             try:
                 fields = form.cleaned_data | {"region": form.cleaned_data["region"] or None}
                 cluster = services.cluster_create(
-                    team=membership.team, actor=request.user, ip_address=_ip(request), **fields
+                    team=membership.team,
+                    actor=request.user,
+                    ip_address=client_address(request),
+                    **fields,
                 )
             except ValidationError as error:
                 form.add_service_error(error)
@@ -468,7 +474,10 @@ def cluster_resize(request: AuthedRequest, name: str) -> HttpResponse:
     if form.is_valid():
         try:
             services.cluster_scale(
-                cluster=cluster, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+                cluster=cluster,
+                actor=request.user,
+                ip_address=client_address(request),
+                **form.cleaned_data,
             )
         except ValidationError as error:
             form.add_service_error(error)
@@ -485,7 +494,9 @@ def cluster_resize(request: AuthedRequest, name: str) -> HttpResponse:
 def cluster_retry(request: AuthedRequest, name: str) -> HttpResponse:
     _, cluster = _get_cluster_for_user(request, name, write=True)
     try:
-        services.cluster_retry(cluster=cluster, actor=request.user, ip_address=_ip(request))
+        services.cluster_retry(
+            cluster=cluster, actor=request.user, ip_address=client_address(request)
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -501,7 +512,9 @@ def cluster_delete(request: AuthedRequest, name: str) -> HttpResponse:
     form = ClusterDeleteForm(request.POST, cluster_name=cluster.name)
     if form.is_valid():
         try:
-            services.cluster_delete(cluster=cluster, actor=request.user, ip_address=_ip(request))
+            services.cluster_delete(
+                cluster=cluster, actor=request.user, ip_address=client_address(request)
+            )
         except ValidationError as error:
             form.add_service_error(error)
         else:
@@ -542,7 +555,7 @@ def app_new(request: AuthedRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             app = services.app_create(
-                team=membership.team, actor=request.user, ip_address=_ip(request),
+                team=membership.team, actor=request.user, ip_address=client_address(request),
                 cluster=form.cleaned_data["cluster"], name=form.cleaned_data["name"],
                 **form.app_settings(),
             )  # fmt: skip
@@ -644,7 +657,7 @@ def app_deploy(request: AuthedRequest, name: str) -> HttpResponse:
 
     def deploy() -> str:
         release = services.deployment_start(
-            app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+            app=app, actor=request.user, ip_address=client_address(request), **form.cleaned_data
         ).release
         return f"Deploying {release.image} as {release.label}…"
 
@@ -660,7 +673,7 @@ def app_config(request: AuthedRequest, name: str) -> HttpResponse:
 
     def save_config() -> str:
         deployment = services.config_set(
-            app=app, actor=request.user, ip_address=_ip(request),
+            app=app, actor=request.user, ip_address=client_address(request),
             config_vars=form.cleaned_data["config_vars"],
         )  # fmt: skip
         return f"Saved the config vars as {deployment.release.label}; deploying it…"
@@ -679,7 +692,7 @@ def app_secret_set(request: AuthedRequest, name: str) -> HttpResponse:
 
     def save_secret() -> str:
         deployment = services.secret_set(
-            app=app, actor=request.user, ip_address=_ip(request), **form.cleaned_data
+            app=app, actor=request.user, ip_address=client_address(request), **form.cleaned_data
         )
         secret, label = form.cleaned_data["name"], deployment.release.label
         return f"Saved the secret {secret} as {label}; deploying it…"
@@ -694,7 +707,7 @@ def app_secret_remove(request: AuthedRequest, name: str, secret: str) -> HttpRes
     _, app = _get_app_for_user(request, name, write=True)
     try:
         deployment = services.secret_unset(
-            app=app, actor=request.user, name=secret, ip_address=_ip(request)
+            app=app, actor=request.user, name=secret, ip_address=client_address(request)
         )
     except (ValidationError, Conflict) as error:
         messages.error(request, _refusal(error))
@@ -716,7 +729,9 @@ def app_settings(request: AuthedRequest, name: str) -> HttpResponse:
         form.add_error(None, "Nothing changed.")
     if changes:
         try:
-            services.app_update(app=app, actor=request.user, ip_address=_ip(request), **changes)
+            services.app_update(
+                app=app, actor=request.user, ip_address=client_address(request), **changes
+            )
         except ValidationError as error:
             form.add_service_error(error)
         except Conflict as conflict:
@@ -778,7 +793,7 @@ def _deploy_live_image(request: AuthedRequest, app: App, changes: dict[str, Any]
         return
     try:
         deployment = services.deployment_start(
-            app=app, actor=request.user, image=live.image, ip_address=_ip(request),
+            app=app, actor=request.user, image=live.image, ip_address=client_address(request),
             description=f"Settings change: {', '.join(SETTING_WORDS[n][0] for n in changes)}",
         )  # fmt: skip
     except (ValidationError, Conflict) as error:
@@ -794,7 +809,7 @@ def deployment_cancel(request: AuthedRequest, name: str, pk: int) -> HttpRespons
     _, app, deployment = _get_deployment_for_user(request, name, pk, write=True)
     try:
         rollback = services.deployment_cancel(
-            deployment=deployment, actor=request.user, ip_address=_ip(request)
+            deployment=deployment, actor=request.user, ip_address=client_address(request)
         )
     except Conflict as conflict:
         messages.error(request, str(conflict))
@@ -820,7 +835,7 @@ def app_delete(request: AuthedRequest, name: str) -> HttpResponse:
     if form.is_valid():
         try:
             if not getattr(app, "deleting", False):
-                services.app_delete(app=app, actor=request.user, ip_address=_ip(request))
+                services.app_delete(app=app, actor=request.user, ip_address=client_address(request))
         except Conflict as conflict:
             form.add_error(None, str(conflict))
         else:
@@ -848,7 +863,7 @@ def app_rollback(request: AuthedRequest, name: str, version: int) -> HttpRespons
     _, app = _get_app_for_user(request, name, write=True)
     try:
         deployment = services.app_rollback(
-            app=app, actor=request.user, version=version, ip_address=_ip(request)
+            app=app, actor=request.user, version=version, ip_address=client_address(request)
         )
     except (ValidationError, Conflict) as error:
         messages.error(request, _refusal(error))
@@ -887,7 +902,10 @@ def app_scaling(request: AuthedRequest, name: str) -> HttpResponse:
     if form is not None and form.is_valid():
         try:
             services.scaling_update(
-                app=app, actor=request.user, ip_address=_ip(request), **form.scaling_changes()
+                app=app,
+                actor=request.user,
+                ip_address=client_address(request),
+                **form.scaling_changes(),
             )
         except ValidationError as error:
             form.add_service_error(error)

@@ -23,7 +23,6 @@ from deployments.models import (
     Membership,
     Release,
     ScalingSettings,
-    SignInFailure,
     Team,
 )
 from tests import factories
@@ -42,7 +41,6 @@ ALL_MODELS = [
     DeploymentEvent,
     Job,
     AuditEntry,
-    SignInFailure,
 ]
 
 
@@ -64,7 +62,6 @@ def populate(rows: int) -> None:
         factories.make_event(deployment)
         factories.make_job(team, account, created_by=user)
         factories.make_audit_entry(team, user)
-        SignInFailure.objects.create(username=user.username, ip_address="203.0.113.1")
 
 
 def changelist_queries(client: Client, model: type[Any], query: str = "") -> int:
@@ -180,3 +177,13 @@ def test_job_links_to_its_rq_job(staff_client: Client, team: Team) -> None:
 
     assert reverse("django_rq:job_detail", args=[0, "4f1c2d3e-rq"]) in response.text
     assert str(job) in response.text
+
+
+def test_staff_connect_an_ambient_account(staff_client: Client, team: Team) -> None:
+    response = staff_client.post(
+        reverse("admin:deployments_awsaccount_add"),
+        {"team": team.pk, "name": "ours", "mode": "ambient", "region": "eu-west-1"},
+    )
+
+    assert response.status_code == 302, response.context["adminform"].errors
+    assert AwsAccount.objects.get(team=team, name="ours").mode == AwsAccount.Mode.AMBIENT

@@ -161,3 +161,17 @@ def test_a_slow_account_stops_the_reads_at_half_a_poll_and_the_rest_wait_their_t
     left = Cluster.objects.filter(pk__in=[c.pk for c in [cluster, *others]], capacity_tried_at=None)
     assert left.count() == 4 - read
     assert inventory.capacity_refresh() == 4 - read  # their turn, on the next tick
+
+
+def test_a_sandbox_cluster_is_not_read_once_the_server_turns_the_sandbox_off(
+    team: Any, settings: Any
+) -> None:
+    account = factories.make_account(team, name="play")
+    cluster = factories.make_cluster(account, name="main", status=Cluster.Status.READY)
+    settings.TINYSTACKS_ALLOW_SANDBOX = False
+
+    inventory.capacity_refresh()
+
+    cluster.refresh_from_db()
+    assert "the local sandbox is turned off on this server" in cluster.capacity_error
+    assert cluster.capacity_at is None

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
-from deployments import services
+from deployments import jobs, services
 from deployments.models import (
     App,
     AuditEntry,
@@ -111,3 +112,30 @@ def test_nothing_changes_an_app_whose_teardown_is_queued(
     after = (App.objects.values().get(pk=app.pk), ScalingSettings.objects.values().get(app=app))
     assert after == before
     assert not app.releases.exists() and not AuditEntry.objects.filter(team=team).exists()
+
+
+@pytest.mark.django_db
+def test_a_job_does_not_reach_a_sandbox_account_once_the_server_turns_the_sandbox_off(
+    team: Team, settings: Any
+) -> None:
+    account = factories.make_account(team, name="play")
+    job = services.account_verify(account=account, actor=None)
+    settings.TINYSTACKS_ALLOW_SANDBOX = False
+
+    jobs.run_job(job.pk)
+
+    job.refresh_from_db()
+    account.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "the local sandbox is turned off on this server" in account.verification_error
+    assert account.verified_at is None
+
+
+@pytest.mark.django_db
+def test_demo_setup_says_the_demo_needs_the_sandbox(settings: Any) -> None:
+    settings.TINYSTACKS_ALLOW_SANDBOX = False
+
+    with pytest.raises(CommandError, match="TINYSTACKS_ALLOW_SANDBOX"):
+        call_command("demo_setup")
+
+    assert not AwsAccount.objects.exists()

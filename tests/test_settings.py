@@ -38,6 +38,9 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
         ({"DEBUG": "1", "REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"DEBUG": "1", "TINYSTACKS_POLL_SECONDS": "soon"}, "TINYSTACKS_POLL_SECONDS"),
         ({"DEBUG": "0", "SECRET_KEY_FILE": "/nonexistent/key"}, "SECRET_KEY_FILE"),
+        ({"DEBUG": "1", "TINYSTACKS_ALLOW_SANDBOX": "sometimes"}, "TINYSTACKS_ALLOW_SANDBOX"),
+        ({"DEBUG": "1", "TINYSTACKS_TRUSTED_PROXIES": "-1"}, "TINYSTACKS_TRUSTED_PROXIES"),
+        ({"DEBUG": "1", "TINYSTACKS_SIGNIN_FAILURE_LIMIT": "5x"}, "SIGNIN_FAILURE_LIMIT"),
     ],
 )
 def test_bad_configuration_stops_start_up_with_one_line(
@@ -65,6 +68,29 @@ def test_check_deploy_is_clean_with_production_values() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("environment", "allowed"),
+    [
+        ({"DEBUG": "1"}, "True"),
+        ({"DEBUG": "0"}, "False"),
+        ({"DEBUG": "0", "TINYSTACKS_ALLOW_SANDBOX": "1"}, "True"),
+    ],
+)
+def test_sandbox_accounts_are_allowed_with_debug_unless_the_operator_says(
+    environment: dict[str, str], allowed: str
+) -> None:
+    result = manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.TINYSTACKS_ALLOW_SANDBOX)",
+        SECRET_KEY="x7#kP2vQ9mZr4Lw8Ny1Tb6Hc3Jd5Fg0Se-Ua7Vi2Ox9Ql4Mn8Kp1Rz",
+        **environment,
+    )
+
+    assert result.stdout.strip() == allowed, result.stderr
 
 
 def test_secret_key_is_generated_once_for_local_use(tmp_path: Path) -> None:

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 
+from deployments.models import (
+    App,
+    api_token_name_validator,
+    name_validator,
+    region_validator,
+    role_arn_validator,
+)
 from deployments.validators import validate_config_vars, validate_image, validate_secret
 
 
@@ -79,3 +89,23 @@ def test_secret_rules_key_their_errors_and_never_quote_the_value(
 
 def test_a_secret_may_fill_an_ssm_parameter() -> None:
     validate_secret("API_KEY", "€" * 1365 + "x")  # 4096 bytes
+
+
+NAMED = [
+    (name_validator, "web"),  # apps, clusters and AWS accounts
+    (region_validator, "eu-west-1"),
+    (role_arn_validator, "arn:aws:iam::123456789012:role/TinyStacksAccess"),
+    (api_token_name_validator, "github-actions"),
+    (validate_slug, "acme"),  # teams
+    (App._meta.get_field("health_check_path").run_validators, "/healthz"),
+    (validate_image, "nginx:1.27"),
+    (lambda name: validate_config_vars({name: "x"}), "DATABASE_URL"),
+    (lambda name: validate_secret(name, "x"), "API_KEY"),
+]
+
+
+@pytest.mark.parametrize(("validate", "value"), NAMED)
+def test_a_trailing_newline_is_refused(validate: Callable[[str], None], value: str) -> None:
+    validate(value)
+    with pytest.raises(ValidationError):
+        validate(f"{value}\n")

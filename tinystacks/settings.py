@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -11,6 +12,7 @@ from tinystacks.env import (
     env_bool,
     env_database,
     env_float,
+    env_int,
     env_list,
     env_redis_url,
     env_str,
@@ -38,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_rq",
+    "axes",
     "deployments",
 ]
 
@@ -51,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out sign-in into its answer
 ]
 
 ROOT_URLCONF = "tinystacks.urls"
@@ -92,6 +96,8 @@ TINYSTACKS_SANDBOX_URL = env_str("TINYSTACKS_SANDBOX_URL") or "http://127.0.0.1:
 TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS = env_float(
     "TINYSTACKS_SANDBOX_IAM_PROPAGATION_SECONDS", default=3.0, minimum=0
 )
+# Sandbox accounts are for developers' machines and demos: a production server refuses them.
+TINYSTACKS_ALLOW_SANDBOX = env_bool("TINYSTACKS_ALLOW_SANDBOX", default=DEBUG)
 # The AWS account the dashboard runs in: customers' trust policies name it.
 TINYSTACKS_AWS_ACCOUNT_ID = env_str("TINYSTACKS_AWS_ACCOUNT_ID")
 
@@ -101,9 +107,33 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in unchecked
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
+
+# Sign-in throttling (django-axes), on our sign-in page and the admin's: after this many failures
+# for one username from one address, that pair is refused until the cool-off has passed. Never per
+# address alone (an office behind one NAT) nor per username alone (anyone could lock anyone out).
+# Counted in the database, atomically, so that parallel guesses are all counted.
+AXES_FAILURE_LIMIT = env_int("TINYSTACKS_SIGNIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("TINYSTACKS_SIGNIN_COOLOFF_MINUTES", default=15, minimum=1)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "deployments.signin.locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins: the audit trail's business, not axes'
+AXES_VERBOSE = False  # no banner on every start (commands print only what they mean to)
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# How many reverse proxies in front of the dashboard append to X-Forwarded-For (0: none, the
+# client is REMOTE_ADDR). More than there are lets clients pick their address.
+TINYSTACKS_TRUSTED_PROXIES = env_int("TINYSTACKS_TRUSTED_PROXIES", default=0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "deployments.client_address.client_address"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

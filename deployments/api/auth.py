@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -29,6 +28,7 @@ from deployments.api.serializers import (
     parse_json_object,
     validation_error_response,
 )
+from deployments.client_address import client_address
 from deployments.models import ApiToken, Team
 from deployments.services import Conflict
 
@@ -79,14 +79,6 @@ def _record_use(token: ApiToken) -> None:
         token.last_used_at = now
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR for the audit trail, when it is an IP address (not, say, a socket path)."""
-    try:
-        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
-    except ValueError:
-        return None
-
-
 def _prepare(request: ApiRequest, methods: Sequence[str], public: bool, body: bool) -> None:
     if request.method not in methods:
         raise ApiError(
@@ -94,7 +86,7 @@ def _prepare(request: ApiRequest, methods: Sequence[str], public: bool, body: bo
             f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
             headers={"Allow": ", ".join(methods)},
         )
-    request.ip_address = _client_ip(request)
+    request.ip_address = client_address(request)
     request.data = {}
     if public:
         return

@@ -32,6 +32,13 @@ from deployments.validators import (
 Schema = dict[str, Any]
 
 
+def _pattern(regex: str | re.Pattern[str]) -> str:
+    """A Python regex that must match whole values, as JSON Schema's pattern (ECMA-262, which
+    matches anywhere unless anchored, and where `$` is the end of the value)."""
+    source = regex if isinstance(regex, str) else regex.pattern
+    return "^" + source.removeprefix(r"\A").removesuffix(r"\Z") + "$"
+
+
 def _schema(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -96,14 +103,14 @@ ERROR_HEADERS = {
 NAME: Schema = {
     "type": "string",
     "maxLength": 40,
-    "pattern": re.compile(name_validator.regex).pattern,
+    "pattern": _pattern(name_validator.regex),
     "description": "1–40 lowercase letters, digits and hyphens; starts and ends with a letter or "
     "digit.",
 }
 REGION: Schema = {
     "type": "string",
     "maxLength": 25,
-    "pattern": re.compile(region_validator.regex).pattern,
+    "pattern": _pattern(region_validator.regex),
     "examples": ["eu-west-1"],
 }
 INSTANCES: Schema = {"type": "integer", "minimum": 0, "maximum": 100}
@@ -114,9 +121,10 @@ ACCOUNT_PROPERTIES: Schema = {
     "mode": {
         "type": "string",
         "enum": AwsAccount.Mode.values,
-        "description": "`sandbox`: the local simulated AWS; `assume_role`: the dashboard assumes "
-        "`role_arn` in your account, passing `external_id`; `ambient`: the dashboard's own "
-        "credentials.",
+        "description": "`sandbox`: the local simulated AWS (refused where the server turns it "
+        "off); `assume_role`: the dashboard assumes `role_arn` in your account, passing "
+        "`external_id`; `ambient`: the dashboard's own credentials (shown, never created here: "
+        "only staff connect those, in the admin).",
     },
     "role_arn": {
         "type": "string",
@@ -333,7 +341,7 @@ CONFIG_VARS: Schema = {
     "description": "Environment variables, NAME → value. Names: letters, digits and "
     "underscores, not starting with a digit, not starting with "
     f"{' or '.join(RESERVED_ENV_PREFIXES)}; values are strings. At most 48 KiB in all.",
-    "propertyNames": {"pattern": ENV_NAME.pattern},
+    "propertyNames": {"pattern": _pattern(ENV_NAME)},
     "additionalProperties": {"type": "string"},
     "examples": [{"DATABASE_URL": "postgres://db/shop", "GREETING": "hello"}],
 }
@@ -742,7 +750,7 @@ SECRET_NAME_PARAMETER: Schema = {
     "required": True,
     "description": "The secret's name: the environment variable the container sees.",
     "schema": {"type": "string", "maxLength": MAX_SECRET_NAME,
-               "pattern": ENV_NAME.pattern, "examples": ["DATABASE_PASSWORD"]},
+               "pattern": _pattern(ENV_NAME), "examples": ["DATABASE_PASSWORD"]},
 }  # fmt: skip
 DEPLOYMENT_ID_PARAMETER: Schema = {
     "name": "id",

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 from django.conf import settings
 
 SANDBOX = "sandbox"
@@ -24,6 +25,13 @@ CLIENT_CONFIG = Config(
     read_timeout=30,
 )
 CREDENTIAL_REFRESH_MARGIN_SECONDS = 300
+
+
+class SandboxNotAllowed(BotoCoreError):
+    """Raised before any call: this server does not reach sandbox accounts. A BotoCoreError, so
+    that every caller handles it as an AWS it cannot reach, and says why."""
+
+    fmt = "the local sandbox is turned off on this server (TINYSTACKS_ALLOW_SANDBOX)"
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,11 @@ def client(access: AccountAccess, service: str, region: str | None = None) -> An
 
 
 def _endpoint(access: AccountAccess) -> dict[str, str]:
-    return {"endpoint_url": settings.TINYSTACKS_SANDBOX_URL} if access.mode == SANDBOX else {}
+    if access.mode != SANDBOX:
+        return {}
+    if not settings.TINYSTACKS_ALLOW_SANDBOX:
+        raise SandboxNotAllowed()
+    return {"endpoint_url": settings.TINYSTACKS_SANDBOX_URL}
 
 
 def dashboard_client(access: AccountAccess, service: str) -> Any:

@@ -167,3 +167,26 @@ def test_listing_takes_the_same_queries_for_more_accounts(
     with django_assert_max_num_queries(len(few)) as many:
         assert len(api("GET", "/accounts", viewer_token).json()) == 22
     assert len(many) == len(few)
+
+
+def test_teams_cannot_connect_an_ambient_account(api: Api, owner_token: str) -> None:
+    before = row_counts()
+
+    response = api("POST", "/accounts", owner_token, {"name": "mine", "mode": "ambient"})
+
+    assert response.status_code == 400
+    assert "only staff can, in the admin" in response.json()["fields"]["mode"][0]
+    assert row_counts() == before
+
+
+def test_sandbox_accounts_are_refused_when_the_server_turns_the_sandbox_off(
+    api: Api, deployer_token: str, settings: Any
+) -> None:
+    settings.TINYSTACKS_ALLOW_SANDBOX = False
+    before = row_counts()
+
+    response = api("POST", "/accounts", deployer_token, {"name": "play", "mode": "sandbox"})
+
+    assert response.status_code == 400
+    assert "The local sandbox is turned off" in response.json()["fields"]["mode"][0]
+    assert row_counts() == before

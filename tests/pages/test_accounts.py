@@ -197,3 +197,25 @@ def test_the_account_page_lists_its_clusters(owner_client: Client, account: AwsA
 
     assert reverse("cluster", args=["main"]) in page
     assert "gone" not in page
+
+
+def test_the_sandbox_is_refused_when_the_server_turns_it_off(
+    client: Client, deployer: Any, team: Team, settings: Any
+) -> None:
+    settings.TINYSTACKS_ALLOW_SANDBOX = False
+    client.force_login(deployer)
+
+    response = client.post(reverse("account_connect_sandbox"), follow=True)
+
+    assert "The local sandbox is turned off on this server" in response.text
+    assert "Connect the local sandbox</button>" not in response.text
+    assert not team.aws_accounts.exists()
+
+
+def test_the_connect_form_makes_only_assume_role_accounts(owner_client: Client, team: Team) -> None:
+    owner_client.post(
+        reverse("account_connect"),
+        {"name": "production", "region": "eu-west-1", "role_arn": ROLE_ARN, "mode": "ambient"},
+    )
+
+    assert team.aws_accounts.get().mode == AwsAccount.Mode.ASSUME_ROLE

@@ -45,6 +45,15 @@ def test_names_must_be_free_and_roles_real(owner_client: Client, team: Team) -> 
     assert ApiToken.objects.filter(team=team).count() == 1
 
 
+@pytest.mark.parametrize("name", ["has space", "-leading", "é", "ci/prod"])
+def test_an_invalid_name_is_a_form_error(owner_client: Client, team: Team, name: str) -> None:
+    response = make(owner_client, name=name)
+
+    assert response.status_code == 200
+    assert "Use up to 60 letters, digits, dots, hyphens and underscores" in response.text
+    assert not ApiToken.objects.filter(team=team).exists()
+
+
 @pytest.mark.parametrize("role", [Membership.Role.VIEWER, Membership.Role.DEPLOYER])
 def test_only_owners_manage_tokens(client: Client, team: Team, role: str) -> None:
     token = factories.make_user(team, role, username="member")

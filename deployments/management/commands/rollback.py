@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from deployments import services
 from deployments.management import progress
 
-VERSION = re.compile(r"^[vV]?([1-9][0-9]{0,8})$")
+VERSION = re.compile(r"[vV]?([1-9][0-9]{0,8})")
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:  # fmt: skip
         progress.check_timeout(timeout)
-        match = VERSION.match(version)
+        match = VERSION.fullmatch(version)
         if match is None:
             raise progress.refused(f"Name the release as v<number>, e.g. v3; got {version!r}.")
         target = progress.app_from_path(app)

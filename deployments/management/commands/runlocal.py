@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deployments import embedded_redis
+from deployments.management.commands.demo_setup import SANDBOX_OFF
 
 
 class Command(BaseCommand):
@@ -30,6 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
 
     def handle(self, *args: Any, port: int, **options: Any) -> None:
+        if not settings.TINYSTACKS_ALLOW_SANDBOX:
+            raise CommandError(SANDBOX_OFF)  # before anything starts
         # Infrastructure (Redis, sandbox) starts first and stops last, after the app processes.
         infrastructure: list[subprocess.Popen[bytes]] = []
         children: list[subprocess.Popen[bytes]] = []
