@@ -36,11 +36,13 @@ def aws() -> Iterator[None]:
 
 
 def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
+    unique = uuid.UUID(cluster_uuid) if cluster_uuid else uuid.uuid4()
     return ClusterSpec(
         access=AccountAccess(mode="ambient", region=REGION),
-        uuid=cluster_uuid or str(uuid.uuid4()),
+        uuid=str(unique),
         team_slug="acme",
-        ecs_name="tinystacks-acme-main",
+        ecs_name=f"tinystacks-acme-main-{unique.hex}",
+        name_prefix=f"tinystacks-{unique.hex}",
         instance_type="t3.medium",
         min_instances=2,
         desired_instances=2,
@@ -77,7 +79,7 @@ def inventory(spec: ClusterSpec) -> dict[str, int]:
             [
                 r
                 for r in boto3.client("iam").list_roles()["Roles"]
-                if r["RoleName"].startswith(f"tinystacks-{spec.short_id}-")
+                if r["RoleName"].startswith(spec.name(""))
             ]
         ),  # fmt: skip
     }
