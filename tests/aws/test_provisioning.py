@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployments.aws import provisioning
+from deployments.aws import ownership, provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.provisioning import ClusterSpec
 
@@ -193,3 +193,47 @@ def test_teardown_resumes_after_a_crash() -> None:
     teardown(spec)
 
     assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
+
+
+def foreign_role(spec: ClusterSpec) -> str:
+    name = spec.name("instance")
+    boto3.client("iam").create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument="{}",
+        Tags=[{"Key": "tinystacks:cluster", "Value": str(uuid.uuid4())}],
+    )
+    return name
+
+
+def foreign_template(spec: ClusterSpec) -> str:
+    name = spec.name("instances")
+    boto3.client("ec2", region_name=REGION).create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"InstanceType": "t3.micro"}
+    )
+    return name
+
+
+def still_there(kind: str, name: str) -> bool:
+    if kind == "IAM role":
+        return bool(boto3.client("iam").get_role(RoleName=name)["Role"])
+    found = boto3.client("ec2", region_name=REGION).describe_launch_templates(
+        LaunchTemplateNames=[name]
+    )["LaunchTemplates"]
+    return bool(found)
+
+
+@pytest.mark.parametrize(
+    ("kind", "put"), [("IAM role", foreign_role), ("Launch template", foreign_template)]
+)
+def test_a_resource_under_our_name_without_our_tags_is_refused_and_left_alone(
+    kind: str, put: Any
+) -> None:
+    spec = new_spec()
+    name = put(spec)
+
+    with pytest.raises(ownership.NotOurs, match=f"{kind} {name} exists in this account but "
+                                                 "belongs to something else"):  # fmt: skip
+        provision(spec)
+    teardown(spec)
+
+    assert still_there(kind, name)
