@@ -4,6 +4,7 @@ queries; AWS identifiers and timestamps are read-only because AWS, not support, 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
@@ -63,6 +64,15 @@ class TeamAdmin(admin.ModelAdmin[Team]):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    # The slug tags the team's AWS resources (tinystacks:team), which are known as ours by it.
+    def get_readonly_fields(self, request: HttpRequest, obj: Team | None = None) -> list[str]:
+        return ["slug"] if obj else []
+
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Team | None = None
+    ) -> dict[str, Sequence[str]]:
+        return {} if obj else {"slug": ["name"]}
 
 
 @admin.register(Membership)

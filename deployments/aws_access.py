@@ -3,6 +3,7 @@ called there."""
 
 from __future__ import annotations
 
+from deployments.aws import ownership
 from deployments.aws.clients import AccountAccess
 from deployments.models import App, AwsAccount, Cluster
 
@@ -24,11 +25,20 @@ def cluster_access(cluster: Cluster) -> AccountAccess:
 
 
 def app_names(app: App) -> dict[str, str]:
-    """The AWS names of an app's resources: task definition family, service, log group and the
-    Parameter Store path of its secrets."""
+    """The AWS names of an app's resources, as stored on its row: task definition family,
+    service, log group and the Parameter Store path of its secrets."""
     return {
-        "family": f"tinystacks-{app.team.slug}-{app.name}",
-        "service": app.name,
-        "log_group": f"/tinystacks/{app.team.slug}/{app.name}",
-        "parameters": f"/tinystacks/{app.team.slug}/{app.name}",
+        "family": app.task_family,
+        "service": app.service_name,
+        "log_group": app.aws_path,
+        "parameters": app.aws_path,
+    }
+
+
+def app_owner(app: App) -> dict[str, str]:
+    """The tags an app's service and task definitions carry, by which we know them as ours."""
+    return {
+        ownership.TEAM_TAG: app.team.slug,
+        ownership.APP_TAG: app.name,
+        ownership.APP_ID_TAG: str(app.uuid),
     }

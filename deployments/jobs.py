@@ -36,7 +36,8 @@ from deployments.aws import ecs_services, identity, parameters, provisioning, ta
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess, add_client_hook
 from deployments.aws.errors import describe_aws_error
-from deployments.aws_access import account_access, app_names, cluster_access
+from deployments.aws.ownership import NotOurs
+from deployments.aws_access import account_access, app_names, app_owner, cluster_access
 from deployments.models import (
     App,
     AwsAccount,
@@ -285,6 +286,7 @@ def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
         uuid=str(cluster.uuid),
         team_slug=cluster.team.slug,
         ecs_name=cluster.ecs_name,
+        name_prefix=cluster.name_prefix,
         instance_type=cluster.instance_type,
         min_instances=cluster.min_instances,
         desired_instances=cluster.desired_instances,
@@ -457,7 +459,7 @@ def _task_definition_for(deployment: Deployment, access: AccountAccess) -> str:
             execution_role_arn=app.cluster.resources["execution_role_arn"],
             log_group=names["log_group"],
             region=app.cluster.region,
-            tags={"tinystacks:team": app.team.slug, "tinystacks:app": app.name},
+            tags=app_owner(app),
         ),
     )
     Release.objects.filter(pk=release.pk).update(task_definition_arn=arn)
@@ -486,7 +488,7 @@ def _service_spec(app: App, task_definition: str) -> ecs_services.ServiceSpec:
         max_percent=app.max_percent,
         circuit_breaker=app.circuit_breaker,
         capacity_provider=app.cluster.resources["capacity_provider_name"],
-        tags={"tinystacks:team": app.team.slug, "tinystacks:app": app.name},
+        tags=app_owner(app),
     )
 
 
@@ -515,7 +517,7 @@ def run_deployment(job: Job) -> None:
         if deployment.status == Deployment.Status.REGISTERING:
             transition(deployment, Deployment.Status.UPDATING)
         spec = _service_spec(app, task_definition)
-        service = ecs_services.find(access, spec.cluster, spec.name)
+        service = ecs_services.find(access, spec.cluster, spec.name, spec.tags)
         started = (
             ecs_services.create(access, spec, client_token=f"tinystacks-deployment-{deployment.pk}")
             if service is None
@@ -581,13 +583,20 @@ def apply_scaling(job: Job) -> None:
 @handles("delete_app")
 def delete_app(job: Job) -> None:
     """Stop autoscaling, scale to zero and delete the service, deregister every revision,
-    delete the log group — each step a no-op if already done — then forget the app."""
+    delete the log group — each step a no-op if already done — then forget the app. A service or
+    revision under the app's names without its tags is not the app's: it is left alone."""
     app = _app_for(job)
-    access, names = cluster_access(app.cluster), app_names(app)
+    access, names, owner = cluster_access(app.cluster), app_names(app), app_owner(app)
     cluster = app.cluster.ecs_name
-    aws_scaling.stop_tracking(access, cluster, names["service"])
-    ecs_services.delete(access, cluster, names["service"])
-    revisions = taskdefs.deregister_family(access, names["family"])
+    try:
+        service = ecs_services.find(access, cluster, names["service"], owner)
+    except NotOurs as foreign:
+        log_line(job, f"Left alone: {foreign}")
+        service = None
+    if service is not None:
+        aws_scaling.stop_tracking(access, cluster, names["service"])
+        ecs_services.delete(access, cluster, names["service"])
+    revisions = taskdefs.deregister_family(access, names["family"], owner)
     taskdefs.delete_log_group(access, names["log_group"])
     parameters.delete_under(access, names["parameters"])
     log_line(job, f"Deleted service {names['service']} and {revisions} task definition revisions")

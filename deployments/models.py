@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -174,6 +174,11 @@ class Cluster(models.Model):
     current_job = models.ForeignKey(
         "Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # What AWS knows the cluster's resources by, fixed on the first save (aws_names_assign).
+    ecs_name = models.CharField(max_length=255, editable=False)
+    # Roles, instance profile, launch template, Auto Scaling group and capacity provider are
+    # named `<name_prefix>-<kind>` (provisioning.ClusterSpec.name).
+    name_prefix = models.CharField(max_length=50, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -197,9 +202,9 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"
 
-    @property
-    def ecs_name(self) -> str:
-        return f"tinystacks-{self.team.slug}-{self.name}"
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        aws_names_assign(self)
+        super().save(*args, **kwargs)
 
     @property
     def live_instances(self) -> int | None:
@@ -211,6 +216,7 @@ class Cluster(models.Model):
 
 
 class App(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="apps")
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="apps")
     name = models.CharField(max_length=40, validators=[name_validator])
@@ -242,6 +248,11 @@ class App(models.Model):
     # Secret config vars: name → Fernet token (deployments.secrets); never shown, only named.
     secrets = models.JSONField(default=dict, blank=True, editable=False)
     service_arn = models.CharField(max_length=600, blank=True)
+    # What AWS knows the app's resources by, fixed on the first save (aws_names_assign): the ECS
+    # service, the task definition family, and the log group and Parameter Store path.
+    service_name = models.CharField(max_length=255, editable=False)
+    task_family = models.CharField(max_length=255, editable=False)
+    aws_path = models.CharField(max_length=200, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -262,6 +273,26 @@ class App(models.Model):
     def clean(self) -> None:
         instance_type = self.cluster.instance_type if self.cluster_id else None
         validate_task_size(self.cpu, self.memory, instance_type)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        aws_names_assign(self)
+        super().save(*args, **kwargs)
+
+
+def aws_names_assign(row: Cluster | App) -> None:
+    """Name a new row's AWS resources, once, whichever path makes the row: a renamed team,
+    cluster or app keeps its resources. The row's uuid ends every name, so no two rows (of any
+    team, or of two installations sharing an account) ever share one; the team and object names
+    before it are for humans. Longest: 125 of ECS's 255 characters, an IAM role 53 of 64. Rows
+    made earlier keep the names older formulas gave them (migration 0012)."""
+    if isinstance(row, Cluster) and not row.ecs_name:
+        row.ecs_name = f"tinystacks-{row.team.slug}-{row.name}-{row.uuid.hex}"
+        row.name_prefix = f"tinystacks-{row.uuid.hex}"
+    elif isinstance(row, App) and not row.service_name:
+        base = f"{row.team.slug}/{row.name}-{row.uuid.hex}"
+        row.service_name = f"{row.name}-{row.uuid.hex}"
+        row.task_family = f"tinystacks-{base.replace('/', '-')}"
+        row.aws_path = f"/tinystacks/{base}"
 
 
 class ScalingSettings(models.Model):

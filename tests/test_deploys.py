@@ -76,7 +76,9 @@ def test_v1_then_v2_roll_out_and_are_followed_step_by_step(app: App, sandbox: Sa
     messages = list(second.events.values_list("message", flat=True))
     assert any("has started 2 tasks" in m for m in messages)
     assert any("deployment completed" in m or "steady state" in m for m in messages)
-    service = aws(sandbox, "ecs").describe_services(cluster=app.cluster.ecs_name, services=["web"])
+    service = aws(sandbox, "ecs").describe_services(
+        cluster=app.cluster.ecs_name, services=[app.service_name]
+    )
     assert service["services"][0]["taskDefinition"] == second.release.task_definition_arn
 
 
@@ -112,7 +114,7 @@ def test_rollback_to_v1_reuses_its_task_definition(app: App, sandbox: Sandbox) -
     release = rollback.release
     assert (release.version, release.kind, release.rollback_of) == (3, "rollback", first.release)
     assert release.task_definition_arn == first.release.task_definition_arn
-    arns = aws(sandbox, "ecs").list_task_definitions(familyPrefix="tinystacks-acme-web")
+    arns = aws(sandbox, "ecs").list_task_definitions(familyPrefix=app.task_family)
     assert len(arns["taskDefinitionArns"]) == 2
 
 
@@ -175,11 +177,10 @@ def test_a_worker_killed_between_registering_and_updating_rolls_out_once(
 
     assert finished.status == Deployment.Status.SUCCEEDED
     ecs = aws(sandbox, "ecs")
-    assert (
-        len(ecs.list_task_definitions(familyPrefix="tinystacks-acme-web")["taskDefinitionArns"])
-        == 1
-    )
-    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"][0]
+    assert len(ecs.list_task_definitions(familyPrefix=app.task_family)["taskDefinitionArns"]) == 1
+    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=[app.service_name])[
+        "services"
+    ][0]
     assert len(service["deployments"]) == 1
 
 
@@ -230,7 +231,7 @@ def test_autoscaling_moves_the_desired_count_and_deploys_keep_it(
 
     sandbox.simulator.tick_seconds = 60  # simulated minutes pass in a fraction of a second
     try:
-        set_cpu(app.cluster.ecs_name, "web", 100.0)
+        set_cpu(app.cluster.ecs_name, app.service_name, 100.0)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and desired(ecs, app) < 3:
             time.sleep(0.2)
@@ -269,18 +270,20 @@ def test_deleting_an_app_removes_its_service_task_definitions_and_logs(
 
     assert not App.objects.filter(pk=app.pk).exists()
     ecs = aws(sandbox, "ecs")
-    active = ecs.list_task_definitions(familyPrefix="tinystacks-acme-web", status="ACTIVE")
+    active = ecs.list_task_definitions(familyPrefix=app.task_family, status="ACTIVE")
     assert active["taskDefinitionArns"] == []
-    services = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])["services"]
+    services = ecs.describe_services(cluster=app.cluster.ecs_name, services=[app.service_name])[
+        "services"
+    ]
     assert all(s["status"] != "ACTIVE" for s in services)
-    groups = aws(sandbox, "logs").describe_log_groups(logGroupNamePrefix="/tinystacks/acme/web")
+    groups = aws(sandbox, "logs").describe_log_groups(logGroupNamePrefix=app.aws_path)
     assert groups["logGroups"] == []
 
 
 def desired(ecs: Any, app: App) -> int:
-    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=[app.name])["services"][
-        0
-    ]
+    service = ecs.describe_services(cluster=app.cluster.ecs_name, services=[app.service_name])[
+        "services"
+    ][0]
     return int(service["desiredCount"])
 
 

@@ -124,10 +124,8 @@ def test_a_clusters_calls_go_to_its_region_not_the_accounts(
     cluster = cluster_create(team=team, actor=None, account=account, name="eu", region="eu-west-1")
     cluster = wait_for_in_process(cluster)
     assert cluster.status == Cluster.Status.READY, cluster.status_reason
-    deployment = follow(
-        deployment_start(app=app_create(team=team, actor=None, cluster=cluster, name="web"),
-                         actor=None, image="nginx:1.27")
-    )  # fmt: skip
+    app = app_create(team=team, actor=None, cluster=cluster, name="web")
+    deployment = follow(deployment_start(app=app, actor=None, image="nginx:1.27"))
 
     assert deployment.status == Deployment.Status.SUCCEEDED
     tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
@@ -137,7 +135,7 @@ def test_a_clusters_calls_go_to_its_region_not_the_accounts(
     }
     assert len(in_region["eu-west-1"]) == 1 and in_region["us-east-1"] == []
     services = regional(sandbox, "ecs", "eu-west-1").describe_services(
-        cluster=cluster.ecs_name, services=["web"]
+        cluster=cluster.ecs_name, services=[app.service_name]
     )["services"]
     assert services[0]["runningCount"] == 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deployments.aws import ownership
 from deployments.aws.clients import AccountAccess, client
 
 # Tasks spread over Availability Zones first, then over instances within a zone.
@@ -24,6 +25,7 @@ class ServiceSpec:
     max_percent: int
     circuit_breaker: bool
     capacity_provider: str
+    # Put on the service, and required of one found under its name (ownership.is_ours).
     tags: dict[str, str]
 
 
@@ -47,11 +49,18 @@ def deployment_configuration(spec: ServiceSpec) -> dict[str, Any]:
     }
 
 
-def find(access: AccountAccess, cluster: str, name: str) -> dict[str, Any] | None:
-    """The service if it exists and is not being deleted."""
-    services = client(access, "ecs").describe_services(cluster=cluster, services=[name])
+def find(
+    access: AccountAccess, cluster: str, name: str, owner: dict[str, str]
+) -> dict[str, Any] | None:
+    """The service if it exists and is not being deleted; NotOurs if it lacks `owner`'s tags."""
+    services = client(access, "ecs").describe_services(
+        cluster=cluster, services=[name], include=["TAGS"]
+    )
     live = [s for s in services["services"] if s["status"] == "ACTIVE"]
-    return live[0] if live else None
+    if not live:
+        return None
+    ownership.check("ECS service", name, ownership.tag_map(live[0].get("tags")), owner)
+    return dict(live[0])
 
 
 def primary(service: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +110,7 @@ def set_desired_count(access: AccountAccess, cluster: str, name: str, count: int
 
 
 def delete(access: AccountAccess, cluster: str, name: str) -> None:
-    """Scale to zero and delete the service (ECS drains its tasks)."""
-    if find(access, cluster, name) is None:
-        return
+    """Scale to zero and delete the service (ECS drains its tasks); the caller found it ours."""
     ecs = client(access, "ecs")
     ecs.update_service(cluster=cluster, service=name, desiredCount=0)
     ecs.delete_service(cluster=cluster, service=name, force=True)

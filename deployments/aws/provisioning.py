@@ -1,15 +1,17 @@
 """Provision and tear down an ECS cluster of EC2 instances, one resumable step at a time.
 
-Every step first looks its resource up (by our tags, or by a name derived from the cluster's
-uuid where AWS has no tag search) and adopts it when it exists, so a step re-run after a crash,
-a retry or a throttle never creates a second copy. Each step returns the ids it owns; the caller
-stores them on the Cluster row after every step.
+Every step first looks its resource up (by our tags, or by the name stored on the Cluster row
+where AWS has no tag search) and adopts it when it exists, so a step re-run after a crash,
+a retry or a throttle never creates a second copy. A resource found by name is adopted only if it
+carries the cluster's tags; one that does not is refused (provisioning) or left alone (teardown).
+Each step returns the ids it owns; the caller stores them on the Cluster row after every step.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,8 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from deployments.aws import ownership
 from deployments.aws.clients import AccountAccess, client
 from deployments.aws.permissions import SERVICE_LINKED_ROLES
+
+logger = logging.getLogger(__name__)
 
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
@@ -53,26 +58,33 @@ class ClusterSpec:
     uuid: str
     team_slug: str
     ecs_name: str
+    name_prefix: str
     instance_type: str
     min_instances: int
     desired_instances: int
     max_instances: int
     resources: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def short_id(self) -> str:
-        return self.uuid.replace("-", "")[:12]
-
     def name(self, kind: str) -> str:
-        """A deterministic name, for resources found by name rather than by tag."""
-        return f"tinystacks-{self.short_id}-{kind}"
+        """The name of a resource found by name rather than by tag."""
+        return f"{self.name_prefix}-{kind}"
+
+    def owner(self) -> dict[str, str]:
+        """The tags that make a resource this cluster's."""
+        return {ownership.CLUSTER_TAG: self.uuid, ownership.TEAM_TAG: self.team_slug}
 
     def tags(self) -> list[dict[str, str]]:
         return [
-            {"Key": "tinystacks:cluster", "Value": self.uuid},
-            {"Key": "tinystacks:team", "Value": self.team_slug},
-            {"Key": "Name", "Value": self.ecs_name},
+            {"Key": key, "Value": value}
+            for key, value in {**self.owner(), "Name": self.ecs_name}.items()
         ]
+
+    def ecs_tags(self) -> list[dict[str, str]]:
+        return [{"key": t["Key"], "value": t["Value"]} for t in self.tags()]
+
+    def check_ours(self, kind: str, name: str, tags: list[dict[str, Any]] | None) -> None:
+        """Refuse a resource found by `name` unless it carries this cluster's tags."""
+        ownership.check(kind, name, ownership.tag_map(tags), self.owner())
 
     def client(self, service: str) -> Any:
         return client(self.access, service)
@@ -204,6 +216,21 @@ def step_security_group(spec: ClusterSpec) -> dict[str, Any]:
     return {"security_group_id": group_id}
 
 
+def _find_iam(spec: ClusterSpec, kind: str, name: str) -> dict[str, Any] | None:
+    """Our role or instance profile (`kind`) called `name`, or None if there is none."""
+    iam = spec.client("iam")
+    try:
+        if kind == "IAM role":
+            found: dict[str, Any] = iam.get_role(RoleName=name)["Role"]
+        else:
+            found = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as error:
+        _ignore_missing(error, "NoSuchEntity")
+        return None
+    spec.check_ours(kind, name, found.get("Tags"))
+    return found
+
+
 def _ensure_role(spec: ClusterSpec, name: str, principal: str, policy_arn: str) -> str:
     iam = spec.client("iam")
     trust = {
@@ -212,30 +239,28 @@ def _ensure_role(spec: ClusterSpec, name: str, principal: str, policy_arn: str) 
             {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}
         ],
     }
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "NoSuchEntity":
-            raise
-        arn = iam.create_role(
+    role = (
+        _find_iam(spec, "IAM role", name)
+        or iam.create_role(
             RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=spec.tags()
-        )["Role"]["Arn"]
+        )["Role"]
+    )
     iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)  # idempotent
-    return str(arn)
+    return str(role["Arn"])
 
 
 def step_roles(spec: ClusterSpec) -> dict[str, Any]:
     iam = spec.client("iam")
     instance_role = spec.name("instance")
     _ensure_role(spec, instance_role, "ec2.amazonaws.com", INSTANCE_ROLE_POLICY)
-    try:
-        profile = iam.get_instance_profile(InstanceProfileName=instance_role)["InstanceProfile"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "NoSuchEntity":
-            raise
-        profile = iam.create_instance_profile(InstanceProfileName=instance_role, Tags=spec.tags())[
-            "InstanceProfile"
-        ]
+    profile = (
+        _find_iam(spec, "IAM instance profile", instance_role)
+        or (
+            iam.create_instance_profile(InstanceProfileName=instance_role, Tags=spec.tags())[
+                "InstanceProfile"
+            ]
+        )
+    )
     if not any(role["RoleName"] == instance_role for role in profile.get("Roles", [])):
         iam.add_role_to_instance_profile(InstanceProfileName=instance_role, RoleName=instance_role)
     execution_role_arn = _ensure_role(
@@ -276,14 +301,23 @@ def _launch_template_data(spec: ClusterSpec) -> dict[str, Any]:
     }
 
 
+def _find_launch_template(spec: ClusterSpec) -> dict[str, Any] | None:
+    name = spec.name("instances")
+    found = spec.client("ec2").describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": [name]}]
+    )["LaunchTemplates"]
+    if not found:
+        return None
+    spec.check_ours("Launch template", name, found[0].get("Tags"))
+    return dict(found[0])
+
+
 def step_launch_template(spec: ClusterSpec) -> dict[str, Any]:
     ec2 = spec.client("ec2")
     name = spec.name("instances")
-    found = ec2.describe_launch_templates(
-        Filters=[{"Name": "launch-template-name", "Values": [name]}]
-    )["LaunchTemplates"]
+    found = _find_launch_template(spec)
     if found:
-        template_id = found[0]["LaunchTemplateId"]
+        template_id = found["LaunchTemplateId"]
     else:
         template_id = ec2.create_launch_template(
             LaunchTemplateName=name,
@@ -293,27 +327,40 @@ def step_launch_template(spec: ClusterSpec) -> dict[str, Any]:
     return {"launch_template_id": template_id, "launch_template_name": name}
 
 
-def step_ecs_cluster(spec: ClusterSpec) -> dict[str, Any]:
-    ecs = spec.client("ecs")
+def _find_ecs_cluster(spec: ClusterSpec) -> dict[str, Any] | None:
     found = [
-        c for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+        c for c in spec.client("ecs").describe_clusters(
+            clusters=[spec.ecs_name], include=["TAGS"]
+        )["clusters"]
         if c["status"] == "ACTIVE"
     ]  # fmt: skip
+    if not found:
+        return None
+    spec.check_ours("ECS cluster", spec.ecs_name, found[0].get("tags"))
+    return dict(found[0])
+
+
+def step_ecs_cluster(spec: ClusterSpec) -> dict[str, Any]:
+    found = _find_ecs_cluster(spec)
     if found:
-        return {"cluster_arn": found[0]["clusterArn"]}
-    cluster = ecs.create_cluster(
+        return {"cluster_arn": found["clusterArn"]}
+    cluster = spec.client("ecs").create_cluster(
         clusterName=spec.ecs_name,
         settings=[{"name": "containerInsights", "value": "enabled"}],
-        tags=[{"key": t["Key"], "value": t["Value"]} for t in spec.tags()],
+        tags=spec.ecs_tags(),
     )["cluster"]
     return {"cluster_arn": cluster["clusterArn"]}
 
 
 def _describe_group(spec: ClusterSpec) -> dict[str, Any] | None:
-    groups = spec.client("autoscaling").describe_auto_scaling_groups(
-        AutoScalingGroupNames=[spec.name("instances")]
-    )["AutoScalingGroups"]
-    return groups[0] if groups else None
+    name = spec.name("instances")
+    groups = spec.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    if not groups:
+        return None
+    spec.check_ours("Auto Scaling group", name, groups[0].get("Tags"))
+    return dict(groups[0])
 
 
 def _wait_out_instance_profile_propagation(spec: ClusterSpec, error: ClientError) -> None:
@@ -351,15 +398,26 @@ def step_auto_scaling_group(spec: ClusterSpec) -> dict[str, Any]:
     return {"auto_scaling_group_name": name, "auto_scaling_group_arn": group["AutoScalingGroupARN"]}
 
 
+def _find_capacity_provider(spec: ClusterSpec) -> dict[str, Any] | None:
+    name = spec.name("capacity")
+    found = [
+        p for p in spec.client("ecs").describe_capacity_providers(
+            capacityProviders=[name], include=["TAGS"]
+        )["capacityProviders"]
+        if p.get("status") == "ACTIVE"
+    ]  # fmt: skip
+    if not found:
+        return None
+    spec.check_ours("Capacity provider", name, found[0].get("tags"))
+    return dict(found[0])
+
+
 def step_capacity_provider(spec: ClusterSpec) -> dict[str, Any]:
     ecs = spec.client("ecs")
     name = spec.name("capacity")
-    found = [
-        p for p in ecs.describe_capacity_providers(capacityProviders=[name])["capacityProviders"]
-        if p.get("status") == "ACTIVE"
-    ]  # fmt: skip
+    found = _find_capacity_provider(spec)
     if found:
-        arn = found[0]["capacityProviderArn"]
+        arn = found["capacityProviderArn"]
     else:
         arn = ecs.create_capacity_provider(
             name=name,
@@ -368,7 +426,7 @@ def step_capacity_provider(spec: ClusterSpec) -> dict[str, Any]:
                 "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
                 "managedTerminationProtection": "ENABLED",
             },
-            tags=[{"key": t["Key"], "value": t["Value"]} for t in spec.tags()],
+            tags=spec.ecs_tags(),
         )["capacityProvider"]["capacityProviderArn"]
     ecs.put_cluster_capacity_providers(
         cluster=spec.ecs_name,
@@ -427,12 +485,15 @@ def scale_instances(spec: ClusterSpec) -> list[str]:
             MaxSize=spec.max_instances,
         )
         changes.append("instances min/desired/max set to {}/{}/{}".format(*counts))
+    template = _find_launch_template(spec)
+    if template is None:
+        raise StepPending("the cluster has no launch template yet")
     latest = ec2.describe_launch_template_versions(
-        LaunchTemplateName=spec.name("instances"), Versions=["$Latest"]
+        LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
     )["LaunchTemplateVersions"][0]
     if latest["LaunchTemplateData"].get("InstanceType") != spec.instance_type:
         ec2.create_launch_template_version(
-            LaunchTemplateName=spec.name("instances"),
+            LaunchTemplateId=template["LaunchTemplateId"],
             SourceVersion=str(latest["VersionNumber"]),
             LaunchTemplateData={"InstanceType": spec.instance_type},
         )
@@ -476,25 +537,31 @@ def _waiting_while_in_use() -> Iterator[None]:
         raise
 
 
+def _ours_to_delete[T](find: Callable[[], T | None]) -> T | None:
+    """What `find` finds, for teardown to delete; None if it is gone or is not ours. One that is
+    not ours is left where it is: holding our name, it kept ours from ever being made."""
+    try:
+        return find()
+    except ownership.NotOurs as foreign:
+        logger.warning("Teardown leaves it alone: %s", foreign)
+        return None
+
+
 def teardown_capacity_provider(spec: ClusterSpec) -> None:
     ecs = spec.client("ecs")
-    if any(
-        c["status"] == "ACTIVE" for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
-    ):
+    if _ours_to_delete(lambda: _find_ecs_cluster(spec)):
         ecs.put_cluster_capacity_providers(
             cluster=spec.ecs_name, capacityProviders=[], defaultCapacityProviderStrategy=[]
         )
-    name = spec.name("capacity")
-    found = ecs.describe_capacity_providers(capacityProviders=[name])["capacityProviders"]
-    if any(p.get("status") == "ACTIVE" for p in found):
-        ecs.delete_capacity_provider(capacityProvider=name)
+    if _ours_to_delete(lambda: _find_capacity_provider(spec)):
+        ecs.delete_capacity_provider(capacityProvider=spec.name("capacity"))
 
 
 def teardown_auto_scaling_group(spec: ClusterSpec) -> None:
     """Drain the group to zero, then delete it. Instances are protected from scale-in (so the
     capacity provider decides what stops), so lift that first."""
     autoscaling = spec.client("autoscaling")
-    group = _describe_group(spec)
+    group = _ours_to_delete(lambda: _describe_group(spec))
     if group is None:
         return
     name = group["AutoScalingGroupName"]
@@ -516,9 +583,7 @@ def teardown_auto_scaling_group(spec: ClusterSpec) -> None:
 
 def teardown_ecs_cluster(spec: ClusterSpec) -> None:
     ecs = spec.client("ecs")
-    if not any(
-        c["status"] == "ACTIVE" for c in ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
-    ):
+    if not _ours_to_delete(lambda: _find_ecs_cluster(spec)):
         return
     for arn in ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]:
         ecs.deregister_container_instance(cluster=spec.ecs_name, containerInstance=arn, force=True)
@@ -527,20 +592,18 @@ def teardown_ecs_cluster(spec: ClusterSpec) -> None:
 
 
 def teardown_launch_template(spec: ClusterSpec) -> None:
-    ec2 = spec.client("ec2")
-    name = spec.name("instances")
-    # Looked up first: a re-run after a wait finds it gone.
-    if not ec2.describe_launch_templates(
-        Filters=[{"Name": "launch-template-name", "Values": [name]}]
-    )["LaunchTemplates"]:
+    template = _ours_to_delete(lambda: _find_launch_template(spec))
+    if template is None:
         return
     try:
-        ec2.delete_launch_template(LaunchTemplateName=name)
+        spec.client("ec2").delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
     except ClientError as error:
-        _ignore_missing(error, "InvalidLaunchTemplateName.NotFoundException")
+        _ignore_missing(error, "InvalidLaunchTemplateId.NotFound")
 
 
 def _delete_role(spec: ClusterSpec, name: str) -> None:
+    if not _ours_to_delete(lambda: _find_iam(spec, "IAM role", name)):
+        return
     iam = spec.client("iam")
     try:
         for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
@@ -555,14 +618,15 @@ def _delete_role(spec: ClusterSpec, name: str) -> None:
 def teardown_roles(spec: ClusterSpec) -> None:
     iam = spec.client("iam")
     name = spec.name("instance")
-    try:
-        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=name)
-    except ClientError as error:
-        _ignore_missing(error, "NoSuchEntity")
-    try:
-        iam.delete_instance_profile(InstanceProfileName=name)
-    except ClientError as error:
-        _ignore_missing(error, "NoSuchEntity")
+    if _ours_to_delete(lambda: _find_iam(spec, "IAM instance profile", name)):
+        try:
+            iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=name)
+        except ClientError as error:
+            _ignore_missing(error, "NoSuchEntity")
+        try:
+            iam.delete_instance_profile(InstanceProfileName=name)
+        except ClientError as error:
+            _ignore_missing(error, "NoSuchEntity")
     _delete_role(spec, name)
     _delete_role(spec, spec.name("execution"))
 

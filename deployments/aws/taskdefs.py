@@ -7,6 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from deployments.aws import ownership
 from deployments.aws.clients import AccountAccess, client
 
 LOG_RETENTION_DAYS = 30
@@ -29,6 +30,7 @@ class TaskDefinitionSpec:
     environment: dict[str, str] = field(default_factory=dict)
     # Secret env vars: name → SSM parameter name; ECS resolves them when a task starts.
     secrets: dict[str, str] = field(default_factory=dict)
+    # The app's tags (aws_access.app_owner): put on each revision, required to adopt one.
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,17 +76,21 @@ def _container(spec: TaskDefinitionSpec) -> dict[str, Any]:
     return container
 
 
+def _tags(access: AccountAccess, arn: str) -> dict[str, str]:
+    described = client(access, "ecs").describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return ownership.tag_map(described.get("tags"))
+
+
 def _registered_for_release(access: AccountAccess, spec: TaskDefinitionSpec) -> str | None:
-    """The family's newest revision if it was registered for this release (a crashed re-run)."""
-    ecs = client(access, "ecs")
-    arns = ecs.list_task_definitions(familyPrefix=spec.family, sort="DESC", maxResults=1)[
-        "taskDefinitionArns"
-    ]
+    """The family's newest revision if we registered it for this release (a crashed re-run)."""
+    arns = client(access, "ecs").list_task_definitions(
+        familyPrefix=spec.family, sort="DESC", maxResults=1
+    )["taskDefinitionArns"]
     if not arns:
         return None
-    described = ecs.describe_task_definition(taskDefinition=arns[0], include=["TAGS"])
-    tags = {tag["key"]: tag["value"] for tag in described.get("tags", [])}
-    return arns[0] if tags.get(RELEASE_TAG) == str(spec.release_id) else None
+    tags = _tags(access, arns[0])
+    mine = tags.get(RELEASE_TAG) == str(spec.release_id) and ownership.is_ours(tags, spec.tags)
+    return arns[0] if mine else None
 
 
 def register(access: AccountAccess, spec: TaskDefinitionSpec) -> str:
@@ -117,17 +123,19 @@ def is_active(access: AccountAccess, arn: str) -> bool:
     return bool(described["taskDefinition"]["status"] == "ACTIVE")
 
 
-def deregister_family(access: AccountAccess, family: str) -> int:
-    """Deregister every ACTIVE revision of `family` (app teardown); how many there were."""
+def deregister_family(access: AccountAccess, family: str, owner: dict[str, str]) -> int:
+    """Deregister every ACTIVE revision of `family` that carries `owner`'s tags (app teardown;
+    others are left alone); how many there were."""
     ecs = client(access, "ecs")
     arns: list[str] = []
     for page in ecs.get_paginator("list_task_definitions").paginate(
         familyPrefix=family, status="ACTIVE"
     ):
         arns.extend(page["taskDefinitionArns"])
-    for arn in arns:
+    ours = [arn for arn in arns if ownership.is_ours(_tags(access, arn), owner)]
+    for arn in ours:
         ecs.deregister_task_definition(taskDefinition=arn)
-    return len(arns)
+    return len(ours)
 
 
 def delete_log_group(access: AccountAccess, name: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import redis
 
-from deployments.models import Cluster, Deployment, Team
+from deployments.models import App, Cluster, Deployment, Team
 from deployments.sandbox.server import Sandbox
 from deployments.services import cluster_create
 from tests import factories
@@ -54,7 +54,8 @@ def test_deploy_follow_and_roll_back_over_the_api(
     assert any("has started 2 tasks" in m for m in messages)
     app = api("GET", "/apps/web", deployer_token).json()
     assert (app["live_release"], app["active_deployment"]) == (1, None)
-    assert app["service_arn"].endswith("/web")
+    service_name = App.objects.get(name="web").service_name
+    assert app["service_arn"].endswith(f"/{service_name}")
 
     second = deploy_and_follow(
         api, deployer_token, "/apps/web/deploys", {"image": "nginx:1.27-alpine"}
@@ -73,7 +74,9 @@ def test_deploy_follow_and_roll_back_over_the_api(
     assert releases[0]["task_definition_arn"] == releases[2]["task_definition_arn"]
     assert api("GET", "/apps/web", deployer_token).json()["live_release"] == 3
     ecs = aws(sandbox, "ecs")
-    service = ecs.describe_services(cluster=cluster.ecs_name, services=["web"])["services"][0]
+    service = ecs.describe_services(cluster=cluster.ecs_name, services=[service_name])["services"][
+        0
+    ]
     assert service["taskDefinition"] == releases[2]["task_definition_arn"]
 
 

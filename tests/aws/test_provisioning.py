@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployments.aws import provisioning
+from deployments.aws import ownership, provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.provisioning import ClusterSpec
 
@@ -36,11 +36,13 @@ def aws() -> Iterator[None]:
 
 
 def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
+    unique = uuid.UUID(cluster_uuid) if cluster_uuid else uuid.uuid4()
     return ClusterSpec(
         access=AccountAccess(mode="ambient", region=REGION),
-        uuid=cluster_uuid or str(uuid.uuid4()),
+        uuid=str(unique),
         team_slug="acme",
-        ecs_name="tinystacks-acme-main",
+        ecs_name=f"tinystacks-acme-main-{unique.hex}",
+        name_prefix=f"tinystacks-{unique.hex}",
         instance_type="t3.medium",
         min_instances=2,
         desired_instances=2,
@@ -77,7 +79,7 @@ def inventory(spec: ClusterSpec) -> dict[str, int]:
             [
                 r
                 for r in boto3.client("iam").list_roles()["Roles"]
-                if r["RoleName"].startswith(f"tinystacks-{spec.short_id}-")
+                if r["RoleName"].startswith(spec.name(""))
             ]
         ),  # fmt: skip
     }
@@ -191,3 +193,47 @@ def test_teardown_resumes_after_a_crash() -> None:
     teardown(spec)
 
     assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
+
+
+def foreign_role(spec: ClusterSpec) -> str:
+    name = spec.name("instance")
+    boto3.client("iam").create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument="{}",
+        Tags=[{"Key": "tinystacks:cluster", "Value": str(uuid.uuid4())}],
+    )
+    return name
+
+
+def foreign_template(spec: ClusterSpec) -> str:
+    name = spec.name("instances")
+    boto3.client("ec2", region_name=REGION).create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"InstanceType": "t3.micro"}
+    )
+    return name
+
+
+def still_there(kind: str, name: str) -> bool:
+    if kind == "IAM role":
+        return bool(boto3.client("iam").get_role(RoleName=name)["Role"])
+    found = boto3.client("ec2", region_name=REGION).describe_launch_templates(
+        LaunchTemplateNames=[name]
+    )["LaunchTemplates"]
+    return bool(found)
+
+
+@pytest.mark.parametrize(
+    ("kind", "put"), [("IAM role", foreign_role), ("Launch template", foreign_template)]
+)
+def test_a_resource_under_our_name_without_our_tags_is_refused_and_left_alone(
+    kind: str, put: Any
+) -> None:
+    spec = new_spec()
+    name = put(spec)
+
+    with pytest.raises(ownership.NotOurs, match=f"{kind} {name} exists in this account but "
+                                                 "belongs to something else"):  # fmt: skip
+        provision(spec)
+    teardown(spec)
+
+    assert still_there(kind, name)

@@ -51,7 +51,7 @@ def ecs_view(sandbox: Sandbox, deployment: Deployment) -> tuple[set[str], int, s
     its running task count and rollout state."""
     app = deployment.app
     (service,) = aws(sandbox, "ecs").describe_services(
-        cluster=app.cluster.ecs_name, services=[app.name]
+        cluster=app.cluster.ecs_name, services=[app.service_name]
     )["services"]
     assert deployment.started_at is not None
     events = {e["id"] for e in service["events"] if e["createdAt"] >= deployment.started_at}

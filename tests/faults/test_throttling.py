@@ -82,9 +82,9 @@ def test_a_rollback_the_tick_could_not_watch_is_still_reported_as_rolled_back(
     ecs = aws(sandbox, "ecs")
 
     def rolled_back() -> bool:
-        (service,) = ecs.describe_services(cluster=app.cluster.ecs_name, services=["web"])[
-            "services"
-        ]
+        (service,) = ecs.describe_services(
+            cluster=app.cluster.ecs_name, services=[app.service_name]
+        )["services"]
         return [(d["taskDefinition"], d["rolloutState"]) for d in service["deployments"]] == [
             (good.release.task_definition_arn, "COMPLETED")
         ]
