@@ -65,8 +65,10 @@ def test_the_form_is_prefilled_with_the_apps_settings(owner_client: Client, app:
     assert f'action="{reverse("app_settings", args=["web"])}"' in page
     assert 'name="port" value="8080"' in page
     assert 'name="health_check_path" value="/"' in page
-    assert '<option value="512/2048" selected>0.5 vCPU, 2 GB</option>' in page
-    assert '<option value="4096/30720">' in page  # the create form's menu of valid sizes
+    assert 'name="size" value="512/2048"' in page
+    # Fargate's sizes are suggestions only: any size that fits the instance is accepted.
+    assert 'list="size-suggestions"' in page
+    assert '<option value="4096/30720">4 vCPU, 30 GB</option>' in page
     assert ">\ngunicorn app:wsgi</textarea>" in page
     assert 'name="rollout_timeout_seconds" value="900"' in page
     assert 'name="circuit_breaker" id="id_circuit_breaker" checked' in page
@@ -114,6 +116,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     [
         ({"port": "8080"}, "port 8080 (was 80). Task-definition settings take effect"),
         ({"size": "512/1024"}, "CPU 512 units (was 256 units), memory 1024 MiB (was 512 MiB)."),
+        ({"size": "128/128"}, "CPU 128 units (was 256 units), memory 128 MiB (was 512 MiB)."),
         ({"command": ""}, "command the image&#x27;s own (was npm start). Task-definition"),
         ({"max_percent": "300"}, "(was 200). Rolling-update settings apply from the next rollout"),
         (
@@ -166,7 +169,8 @@ def test_line_breaks_in_a_command_are_saved_as_sh_expects(owner_client: Client, 
     ("fields", "error"),
     [
         ({"size": "4096/30720"}, "does not fit on a t3.medium instance"),
-        ({"size": "300/512"}, "Select a valid choice"),
+        ({"size": "64/512"}, "CPU must be between 128 and 196608 units"),
+        ({"size": "half a vCPU"}, "Enter the task size as CPU units/MiB"),
         ({"port": "0"}, "greater than or equal to 1"),
         ({"port": "70000"}, "less than or equal to 65535"),
         ({"port": "eighty"}, "Enter a whole number"),
