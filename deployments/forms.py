@@ -197,7 +197,11 @@ class AppSettingsForm(ServiceForm):
         min_value=1, max_value=65535, initial=80, help_text="The port your container listens on."
     )
     health_check_path = forms.CharField(
-        label="Health-check path", max_length=200, initial="/", help_text="e.g. /healthz"
+        label="Health-check path",
+        max_length=200,
+        required=False,
+        help_text="e.g. /healthz: ECS checks it from inside the container with curl or wget, so "
+        "set it only if the image has one of them. Empty: no container health check.",
     )
     size = TaskSizeField(
         label="Task size",

@@ -207,10 +207,12 @@ class App(models.Model):
     port = models.PositiveIntegerField(
         default=80, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
+    # Opt-in: the check runs curl or wget inside the container, which not every image has.
     health_check_path = models.CharField(
         max_length=200,
-        default="/",
+        blank=True,
         validators=[RegexValidator(r"^/[^\s]*$", "Enter a path starting with /.")],
+        help_text="Checked inside the container (curl or wget) when set; empty for no check.",
     )
     cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
     memory = models.PositiveIntegerField(default=512, help_text="MiB")

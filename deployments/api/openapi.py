@@ -309,8 +309,11 @@ def _default(model: type[Any], name: str) -> Any:
 APP_SETTINGS_PROPERTIES: Schema = {
     "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": _default(App, "port"),
              "description": "The port the container listens on."},
-    "health_check_path": {"type": "string", "maxLength": 200, "pattern": "^/\\S*$",
-                          "default": _default(App, "health_check_path")},
+    "health_check_path": {"type": "string", "maxLength": 200, "pattern": "^(/\\S*)?$",
+                          "default": _default(App, "health_check_path"),
+                          "description": "A path the container's health check fetches on "
+                          "localhost with curl or wget (which the image must have); empty for no "
+                          "container health check."},
     "cpu": {"type": "integer", "minimum": MIN_TASK_CPU, "maximum": MAX_TASK_CPU,
             "default": _default(App, "cpu"),
             "description": "CPU units for the task; 1024 = 1 vCPU. Any value that fits the "

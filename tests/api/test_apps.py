@@ -65,7 +65,7 @@ def test_showing_an_app(api: Api, app: App, viewer_token: str) -> None:
         "name": "web",
         "cluster": "main",
         "port": 80,
-        "health_check_path": "/",
+        "health_check_path": "",
         "cpu": 256,
         "memory": 512,
         "command": "",

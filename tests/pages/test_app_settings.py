@@ -64,7 +64,7 @@ def test_the_form_is_prefilled_with_the_apps_settings(owner_client: Client, app:
     assert 'id="settings-form"' in page
     assert f'action="{reverse("app_settings", args=["web"])}"' in page
     assert 'name="port" value="8080"' in page
-    assert 'name="health_check_path" value="/"' in page
+    assert 'name="health_check_path"' in page and 'name="health_check_path" value' not in page
     assert 'name="size" value="512/2048"' in page
     # Fargate's sizes are suggestions only: any size that fits the instance is accepted.
     assert 'list="size-suggestions"' in page
@@ -89,7 +89,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     entry = AuditEntry.objects.get(action="app.update")
     assert (entry.actor, entry.target_id) == (owner, app.pk)
     assert entry.details == {
-        "before": {"health_check_path": "/", "min_healthy_percent": 100, "max_percent": 200,
+        "before": {"health_check_path": "", "min_healthy_percent": 100, "max_percent": 200,
                    "circuit_breaker": True},
         "after": {"health_check_path": "/healthz", "min_healthy_percent": 50, "max_percent": 150,
                   "circuit_breaker": False},
@@ -97,7 +97,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     assert Release.objects.count() == 0 and Deployment.objects.count() == 0
     assert response.redirect_chain[-1][0] == reverse("app", args=["web"])
     saved = (
-        "Saved web's settings: health-check path /healthz (was /), minimum healthy % 50 "
+        "Saved web's settings: health-check path /healthz (was none), minimum healthy % 50 "
         "(was 100), maximum % 150 (was 200), circuit breaker off (was on). Task-definition "
         "settings take effect with the next release: a deploy, config or secret change (a "
         "rollback runs its release's own); running tasks keep the old ones. Rolling-update "
@@ -175,7 +175,6 @@ def test_line_breaks_in_a_command_are_saved_as_sh_expects(owner_client: Client, 
         ({"port": "70000"}, "less than or equal to 65535"),
         ({"port": "eighty"}, "Enter a whole number"),
         ({"health_check_path": "healthz"}, "Enter a path starting with /."),
-        ({"health_check_path": ""}, "This field is required."),
         ({"min_healthy_percent": "101"}, "less than or equal to 100"),
         ({"max_percent": "99"}, "greater than or equal to 100"),
         ({"max_percent": "401"}, "less than or equal to 400"),
@@ -255,7 +254,7 @@ def test_the_live_image_can_be_deployed_with_the_new_settings(
     actions = AuditEntry.objects.order_by("pk").values_list("action", flat=True)
     assert list(actions) == ["app.update", "app.deploy"]
     releases = owner_client.get(reverse("app_releases", args=["web"])).text
-    assert "Health check / → /healthz" in releases
+    assert "Health check (none) → /healthz" in releases
 
 
 def test_a_redeploy_refused_during_a_rollout_leaves_the_settings_saved(

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import django.core.validators
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('deployments', '0011_sandbox_accounts_assume_a_role'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='app',
+            name='health_check_path',
+            field=models.CharField(blank=True, help_text='Checked inside the container (curl or wget) when set; empty for no check.', max_length=200, validators=[django.core.validators.RegexValidator('^/[^\\s]*$', 'Enter a path starting with /.')]),
+        ),
+    ]
