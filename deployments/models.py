@@ -362,6 +362,9 @@ class Deployment(models.Model):
     running_count = models.PositiveIntegerField(default=0)
     pending_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
+    # The most tasks of this deployment seen running and healthy at once: only a new high is
+    # progress, so tasks that start and crash over and over do not hold off the rollout timeout.
+    healthy_peak = models.PositiveIntegerField(default=0)
     rollout_state = models.CharField(max_length=20, blank=True)
     rollout_state_reason = models.TextField(blank=True)
     started_by = models.ForeignKey(

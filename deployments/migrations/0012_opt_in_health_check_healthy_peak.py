@@ -11,6 +11,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name='deployment',
+            name='healthy_peak',
+            field=models.PositiveIntegerField(default=0),
+        ),
         migrations.AlterField(
             model_name='app',
             name='health_check_path',
