@@ -6,13 +6,20 @@ A service refuses with a ValidationError (keyed by field when it comes from `ful
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPE_CHOICES, task_size_choices
+from deployments.capacity import (
+    DEFAULT_INSTANCE_TYPE,
+    INSTANCE_TYPE_CHOICES,
+    task_size_suggestions,
+)
 from deployments.models import App, AwsAccount, Cluster, Membership, ScalingSettings
 from deployments.validators import MAX_SECRET_NAME
 
@@ -146,8 +153,38 @@ class ClusterChoiceField(forms.ModelChoiceField[Cluster]):
         return f"{obj.name} · {obj.instance_type} · {obj.region}"
 
 
-TASK_SIZE_CHOICES = task_size_choices()
+TASK_SIZE_SUGGESTIONS = task_size_suggestions()
 DEFAULT_TASK_SIZE = "256/512"
+TASK_SIZE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{1,9})\s*$")
+
+
+class DatalistInput(forms.TextInput):
+    """A text input offering suggestions (an HTML datalist) while accepting any value."""
+
+    def __init__(self, suggestions: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suggestions = suggestions
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        datalist = f"{name}-suggestions"
+        html = super().render(name, value, (attrs or {}) | {"list": datalist}, renderer)
+        options = format_html_join("", '<option value="{}">{}</option>', self.suggestions)
+        return format_html('{}<datalist id="{}">{}</datalist>', html, datalist, options)
+
+
+class TaskSizeField(forms.CharField):
+    """ "cpu/memory" (CPU units / MiB), any size EC2 allows; Fargate's sizes are suggested."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=21, widget=DatalistInput(TASK_SIZE_SUGGESTIONS), **kwargs)
+
+    def clean(self, value: Any) -> tuple[int, int]:
+        match = TASK_SIZE.match(super().clean(value))
+        if not match:
+            raise ValidationError(
+                "Enter the task size as CPU units/MiB, e.g. 256/512 (1024 units = 1 vCPU)."
+            )
+        return int(match[1]), int(match[2])
 
 
 class AppSettingsForm(ServiceForm):
@@ -160,13 +197,17 @@ class AppSettingsForm(ServiceForm):
         min_value=1, max_value=65535, initial=80, help_text="The port your container listens on."
     )
     health_check_path = forms.CharField(
-        label="Health-check path", max_length=200, initial="/", help_text="e.g. /healthz"
+        label="Health-check path",
+        max_length=200,
+        required=False,
+        help_text="e.g. /healthz: ECS checks it from inside the container with curl or wget, so "
+        "set it only if the image has one of them. Empty: no container health check.",
     )
-    size = forms.ChoiceField(
+    size = TaskSizeField(
         label="Task size",
-        choices=TASK_SIZE_CHOICES,
         initial=DEFAULT_TASK_SIZE,
-        help_text="CPU and memory per task; it must fit on one of the cluster's instances.",
+        help_text="CPU units/MiB per task, e.g. 256/512 or 128/256 (1024 units = 1 vCPU); it "
+        "must fit on one of the cluster's instances.",
     )
     min_healthy_percent = forms.IntegerField(
         label="Minimum healthy %",
@@ -191,8 +232,8 @@ class AppSettingsForm(ServiceForm):
     def app_settings(self) -> dict[str, Any]:
         """The app's settings as the services take them, the task size split in two."""
         fields = {k: v for k, v in self.cleaned_data.items() if k not in self.other_fields}
-        cpu, memory = fields.pop("size").split("/")
-        return fields | {"cpu": int(cpu), "memory": int(memory)}
+        cpu, memory = fields.pop("size")
+        return fields | {"cpu": cpu, "memory": memory}
 
 
 class AppCreateForm(NamedForm, AppSettingsForm):

@@ -452,7 +452,7 @@ def _task_definition_for(deployment: Deployment, access: AccountAccess) -> str:
             cpu=config["cpu"],
             memory=config["memory"],
             port=config["port"],
-            health_check_path=config["health_check_path"],
+            health_check_path=config.get("health_check_path", ""),
             command=config.get("command", ""),
             environment=config.get("env", {}),
             secrets=_store_secrets(release, access, names["parameters"]),

@@ -223,10 +223,12 @@ class App(models.Model):
     port = models.PositiveIntegerField(
         default=80, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
+    # Opt-in: the check runs curl or wget inside the container, which not every image has.
     health_check_path = models.CharField(
         max_length=200,
-        default="/",
+        blank=True,
         validators=[RegexValidator(r"\A/[^\s]*\Z", "Enter a path starting with /.")],
+        help_text="Checked inside the container (curl or wget) when set; empty for no check.",
     )
     cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
     memory = models.PositiveIntegerField(default=512, help_text="MiB")
@@ -401,6 +403,9 @@ class Deployment(models.Model):
     running_count = models.PositiveIntegerField(default=0)
     pending_count = models.PositiveIntegerField(default=0)
     failed_count = models.PositiveIntegerField(default=0)
+    # The most tasks of this deployment seen running and healthy at once: only a new high is
+    # progress, so tasks that start and crash over and over do not hold off the rollout timeout.
+    healthy_peak = models.PositiveIntegerField(default=0)
     rollout_state = models.CharField(max_length=20, blank=True)
     rollout_state_reason = models.TextField(blank=True)
     started_by = models.ForeignKey(

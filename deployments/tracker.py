@@ -2,8 +2,9 @@
 cluster, with one DescribeServices per 10 services, and records what ECS says.
 
 A deployment is followed by its own ECS deployment id and task definition; it ends succeeded,
-failed, rolled_back (ECS's circuit breaker rolled back: the previous release is live again) or,
-when nothing has moved for the app's rollout timeout, timed_out.
+failed, rolled_back (ECS's circuit breaker rolled back: the previous release is live again) or
+timed_out, when for the app's rollout timeout no more of its tasks were running and healthy at
+once than before (tasks that start and crash, over and over, are no progress).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 
 from deployments.aws import rollouts
+from deployments.aws.clients import AccountAccess
 from deployments.aws.errors import describe_aws_error
 from deployments.aws_access import app_names, cluster_access
 from deployments.models import Deployment, DeploymentEvent
@@ -51,11 +53,18 @@ def follow_rollouts() -> int:
             continue
         now = timezone.now()
         for deployment in deployments:
-            record(deployment, views.get(app_names(deployment.app)["service"]), now)
+            view = views.get(app_names(deployment.app)["service"])
+            record(deployment, view, now, access, cluster_name)
     return sum(len(group) for group in groups.values())
 
 
-def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datetime) -> None:
+def record(
+    deployment: Deployment,
+    view: rollouts.ServiceView | None,
+    now: datetime,
+    access: AccountAccess,
+    cluster_name: str,
+) -> None:
     verdict = rollouts.assess(
         view,
         deployment.ecs_deployment_id,
@@ -72,20 +81,20 @@ def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datet
         "rollout_state": verdict.rollout_state or deployment.rollout_state,
         "rollout_state_reason": verdict.reason,
     }
-    changed = any(getattr(deployment, name) != value for name, value in counts.items())
-    # Progress means more new tasks running; tasks that keep failing to start are not progress.
-    progressed = verdict.running > deployment.running_count
     if verdict.outcome in OUTCOMES:
         transition(deployment, OUTCOMES[verdict.outcome], finished_at=now, **counts)
         return
+    counts["healthy_peak"] = _healthy_peak(deployment, verdict, access, cluster_name)
+    progressed = counts["healthy_peak"] > deployment.healthy_peak
     last_progress = (
         now if progressed else (deployment.last_progress_at or deployment.started_at or now)
     )
     timeout = timedelta(seconds=deployment.app.rollout_timeout_seconds)
     if now - last_progress > timeout:
         reason = (
-            f"No progress for {int(timeout.total_seconds() // 60)} min: {verdict.running} of "
-            f"{verdict.desired} new tasks running. {_latest_message(deployment)}"
+            f"No progress for {int(timeout.total_seconds() // 60)} min: at most "
+            f"{counts['healthy_peak']} of {verdict.desired} new tasks were running and healthy "
+            f"at once ({verdict.failed} failed). {_latest_message(deployment)}"
         ).strip()
         transition(
             deployment,
@@ -94,10 +103,35 @@ def record(deployment: Deployment, view: rollouts.ServiceView | None, now: datet
             **(counts | {"rollout_state_reason": reason}),
         )
         return
-    if changed:
+    if any(getattr(deployment, name) != value for name, value in counts.items()):
         Deployment.objects.filter(pk=deployment.pk, status=Deployment.Status.IN_PROGRESS).update(
             last_progress_at=last_progress, **counts
         )
+
+
+def _healthy_peak(
+    deployment: Deployment,
+    verdict: rollouts.Assessment,
+    access: AccountAccess,
+    cluster_name: str,
+) -> int:
+    """The deployment's new high of tasks running and healthy at once. ECS is asked (ListTasks,
+    DescribeTasks) only when more of its tasks run than that high: fewer cannot be more healthy."""
+    if verdict.running <= deployment.healthy_peak:
+        return deployment.healthy_peak
+    release = deployment.release
+    try:
+        healthy = rollouts.healthy_tasks(
+            access,
+            cluster_name,
+            deployment.ecs_deployment_id,
+            release.task_definition_arn,
+            checked=bool(release.config.get("health_check_path")),
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("could not count healthy tasks: %s", describe_aws_error(error))
+        return deployment.healthy_peak  # counted again next tick
+    return max(deployment.healthy_peak, healthy)
 
 
 def _record_events(deployment: Deployment, view: rollouts.ServiceView) -> None:

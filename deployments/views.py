@@ -747,7 +747,7 @@ def app_settings(request: AuthedRequest, name: str) -> HttpResponse:
 # How a flash message names each setting and shows a value of it.
 SETTING_WORDS: dict[str, tuple[str, Callable[[Any], str]]] = {
     "port": ("port", str),
-    "health_check_path": ("health-check path", str),
+    "health_check_path": ("health-check path", lambda path: path or "none"),
     "cpu": ("CPU", "{} units".format),
     "memory": ("memory", "{} MiB".format),
     "command": ("command", lambda command: Truncator(command).chars(60) or "the image's own"),

@@ -77,14 +77,25 @@ def test_external_ids_are_generated_unguessable_and_read_only(team: Team) -> Non
 
 
 @pytest.mark.parametrize(
-    ("cpu", "memory", "field"),
-    [(300, 512, "cpu"), (256, 4096, "memory"), (1024, 1024, "memory"), (4096, 8192, "memory")],
+    ("cpu", "memory", "field", "message"),
+    [
+        (127, 512, "cpu", "between 128 and 196608 units"),
+        (256, 5, "memory", "at least 6 MiB"),
+        # Within ECS's bounds but more than a t3.medium (2 vCPU, 4 GiB) offers to tasks.
+        (4096, 1024, "cpu", "offers at most 2048 CPU units"),
+        (256, 4096, "memory", "offers at most 3635 MiB"),
+    ],
 )
-def test_task_sizes_ecs_would_refuse(cpu: int, memory: int, field: str) -> None:
-    # 4096/8192 is valid for ECS but cannot fit on a t3.medium (2 vCPU, 4 GiB).
+def test_task_sizes_ecs_would_refuse(cpu: int, memory: int, field: str, message: str) -> None:
     with pytest.raises(ValidationError) as error:
         validate_task_size(cpu, memory, "t3.medium")
-    assert field in error.value.message_dict
+    assert message in " ".join(error.value.message_dict[field])
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(256, 256), (128, 128), (300, 700), (2048, 3635)])
+def test_any_task_size_that_fits_the_instance_is_valid_on_ec2(cpu: int, memory: int) -> None:
+    # Not Fargate's table: on EC2 ECS takes any size the instance can hold.
+    validate_task_size(cpu, memory, "t3.medium")
 
 
 def test_valid_task_size_passes_and_app_clean_checks_the_cluster(app: App) -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPES, TASK_MEMORY_BY_CPU
+from deployments.capacity import (
+    DEFAULT_INSTANCE_TYPE,
+    FARGATE_TASK_SIZES,
+    INSTANCE_TYPES,
+    MAX_TASK_CPU,
+    MIN_TASK_CPU,
+    MIN_TASK_MEMORY,
+)
 from deployments.models import (
     App,
     AwsAccount,
@@ -310,16 +317,21 @@ def _default(model: type[Any], name: str) -> Any:
 APP_SETTINGS_PROPERTIES: Schema = {
     "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": _default(App, "port"),
              "description": "The port the container listens on."},
-    "health_check_path": {"type": "string", "maxLength": 200, "pattern": "^/\\S*$",
-                          "default": _default(App, "health_check_path")},
-    "cpu": {"type": "integer", "enum": list(TASK_MEMORY_BY_CPU), "default": _default(App, "cpu"),
-            "description": "CPU units for the task; 1024 = 1 vCPU."},
+    "health_check_path": {"type": "string", "maxLength": 200, "pattern": "^(/\\S*)?$",
+                          "default": _default(App, "health_check_path"),
+                          "description": "A path the container's health check fetches on "
+                          "localhost with curl or wget (which the image must have); empty for no "
+                          "container health check."},
+    "cpu": {"type": "integer", "minimum": MIN_TASK_CPU, "maximum": MAX_TASK_CPU,
+            "default": _default(App, "cpu"),
+            "description": "CPU units for the task; 1024 = 1 vCPU. Any value that fits the "
+            "cluster's instance type (EC2 is not bound to Fargate's sizes)."},
     "memory": {
-        "type": "integer", "default": _default(App, "memory"),
-        "description": "MiB. Allowed with each cpu: "
-        + "; ".join(f"{cpu} → {m[0]}–{m[-1]}" for cpu, m in TASK_MEMORY_BY_CPU.items())
-        + " (steps of 1024, or 512 at the low end). The task must also fit the cluster's "
-        "instance type.",
+        "type": "integer", "minimum": MIN_TASK_MEMORY, "default": _default(App, "memory"),
+        "description": "MiB; any value that fits the cluster's instance type. Common sizes "
+        "(Fargate's): "
+        + "; ".join(f"{cpu} → {m[0]}–{m[-1]}" for cpu, m in FARGATE_TASK_SIZES.items())
+        + ".",
     },
     "command": {"type": "string", "maxLength": 1000, "default": "",
                 "description": "Overrides the image's command; empty keeps it."},

@@ -14,6 +14,7 @@ from typing import Any
 from deployments.aws.clients import AccountAccess, client
 
 DESCRIBE_BATCH = 10  # DescribeServices takes at most 10 services
+DESCRIBE_TASKS_BATCH = 100  # DescribeTasks takes at most 100 tasks
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ class ServiceView:
         return next((d for d in self.deployments if d.status == "PRIMARY"), None)
 
 
-def _batches(names: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(names), DESCRIBE_BATCH):
-        yield names[start : start + DESCRIBE_BATCH]
+def _batches(names: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(names), size):
+        yield names[start : start + size]
 
 
 def _view(service: dict[str, Any]) -> ServiceView:
@@ -80,10 +81,32 @@ def describe(access: AccountAccess, cluster: str, names: list[str]) -> dict[str,
     """Every named service of one cluster, in ceil(n / 10) calls."""
     ecs = client(access, "ecs")
     views: dict[str, ServiceView] = {}
-    for batch in _batches(sorted(set(names))):
+    for batch in _batches(sorted(set(names)), DESCRIBE_BATCH):
         for service in ecs.describe_services(cluster=cluster, services=batch)["services"]:
             views[service["serviceName"]] = _view(service)
     return views
+
+
+def healthy_tasks(
+    access: AccountAccess, cluster: str, deployment_id: str, task_definition: str, checked: bool
+) -> int:
+    """How many tasks of one ECS deployment run `task_definition` and are healthy: HEALTHY when
+    the container has a health check (`checked`), else simply RUNNING (ECS reports UNKNOWN)."""
+    ecs = client(access, "ecs")
+    arns: list[str] = []
+    # ECS sets a service task's startedBy to its deployment's id; startedBy must be the only filter.
+    for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, startedBy=deployment_id):
+        arns.extend(page["taskArns"])
+    healthy = {"HEALTHY"} if checked else {"HEALTHY", "UNKNOWN"}
+    count = 0
+    for batch in _batches(arns, DESCRIBE_TASKS_BATCH):
+        for task in ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]:
+            count += (
+                task.get("lastStatus") == "RUNNING"
+                and task.get("taskDefinitionArn") == task_definition
+                and task.get("healthStatus", "UNKNOWN") in healthy
+            )
+    return count
 
 
 @dataclass(frozen=True)

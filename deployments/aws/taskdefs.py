@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ class TaskDefinitionSpec:
     cpu: int
     memory: int
     port: int
-    health_check_path: str
+    health_check_path: str  # empty: no container health check
     execution_role_arn: str
     log_group: str
     region: str
@@ -44,8 +45,21 @@ def ensure_log_group(access: AccountAccess, name: str) -> None:
     logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
 
 
+def health_check(port: int, path: str) -> dict[str, Any]:
+    """A container health check fetching `path` on localhost; the URL is one quoted shell word,
+    so `&` or `;` in it cannot end the command early (and make the check always pass)."""
+    url = shlex.quote(f"http://localhost:{port}{path}")
+    return {
+        # Images carry curl or wget (busybox), rarely both.
+        "command": ["CMD-SHELL", f"curl -fs {url} >/dev/null || wget -q -O /dev/null {url}"],
+        "interval": 15,
+        "timeout": 5,
+        "retries": 3,
+        "startPeriod": 60,
+    }
+
+
 def _container(spec: TaskDefinitionSpec) -> dict[str, Any]:
-    url = f"http://localhost:{spec.port}{spec.health_check_path}"
     container: dict[str, Any] = {
         "name": "app",
         "image": spec.image,
@@ -62,15 +76,9 @@ def _container(spec: TaskDefinitionSpec) -> dict[str, Any]:
                 "awslogs-stream-prefix": "app",
             },
         },
-        "healthCheck": {
-            # Images carry curl or wget (busybox), rarely both.
-            "command": ["CMD-SHELL", f"curl -fs {url} >/dev/null || wget -q -O /dev/null {url}"],
-            "interval": 15,
-            "timeout": 5,
-            "retries": 3,
-            "startPeriod": 60,
-        },
     }
+    if spec.health_check_path:
+        container["healthCheck"] = health_check(spec.port, spec.health_check_path)
     if spec.command:
         container["command"] = ["sh", "-c", spec.command]
     return container

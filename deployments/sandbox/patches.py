@@ -148,6 +148,8 @@ def _patch_tasks() -> None:
         service_name: str | None = None,
         desiredStatus: str | None = None,  # noqa: N803 (moto's name)
     ) -> list[Task]:
+        if started_by and (container_instance or family or service_name):
+            raise InvalidParameterException("cannot specify startedBy with other arguments")
         # ECS lists RUNNING tasks unless asked otherwise, and filters on the service.
         tasks = original_list_tasks(
             self,

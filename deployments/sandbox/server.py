@@ -15,7 +15,8 @@ import os
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -61,6 +62,7 @@ class Sandbox:
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: BaseWSGIServer | None = None
         self._moto_app = DomainDispatcherApplication(create_backend_app)
@@ -108,8 +110,23 @@ class Sandbox:
             reset_model_data()
             self.requests.clear()
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The ticker stands still: time moves only by `step()` (tests step the simulation)."""
+        self._paused.set()
+        try:
+            yield
+        finally:
+            self._paused.clear()
+
+    def step(self) -> None:
+        with self._lock:
+            self.simulator.tick()
+
     def _tick_forever(self) -> None:
         while not self._stopping.wait(self.tick_seconds):
+            if self._paused.is_set():
+                continue
             with self._lock:
                 try:
                     self.simulator.tick()

@@ -65,7 +65,7 @@ def test_showing_an_app(api: Api, app: App, viewer_token: str) -> None:
         "name": "web",
         "cluster": "main",
         "port": 80,
-        "health_check_path": "/",
+        "health_check_path": "",
         "cpu": 256,
         "memory": 512,
         "command": "",
@@ -124,6 +124,17 @@ def test_creating_an_app(api: Api, team: Team, cluster: Cluster, deployer_token:
     assert (entry.actor, entry.target_repr, entry.ip_address) == (None, "acme/shop", "127.0.0.1")
 
 
+def test_any_task_size_that_fits_the_instance_is_accepted(
+    api: Api, cluster: Cluster, deployer_token: str
+) -> None:
+    body = {"name": "shop", "cluster": "main", "cpu": 128, "memory": 256}
+
+    response = api("POST", "/apps", deployer_token, body)
+
+    assert response.status_code == 201, response.json()
+    assert (response.json()["cpu"], response.json()["memory"]) == (128, 256)
+
+
 def test_defaults_apply_to_fields_left_out(api: Api, cluster: Cluster, deployer_token: str) -> None:
     response = api("POST", "/apps", deployer_token, {"name": "shop", "cluster": "main"})
 
@@ -136,10 +147,10 @@ def test_defaults_apply_to_fields_left_out(api: Api, cluster: Cluster, deployer_
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"cpu": 300}, "cpu", "CPU must be one of 256, 512, 1024, 2048, 4096"),
-        ({"cpu": 256, "memory": 4096}, "memory", "memory must be between 512 and 2048"),
-        ({"cpu": 2048, "memory": 8192}, "memory", "does not fit on a t3.medium instance"),
-        ({"cpu": 4096, "memory": 8192}, "memory", "does not fit on a t3.medium instance"),
+        ({"cpu": 64}, "cpu", "CPU must be between 128 and 196608 units"),
+        ({"memory": 4}, "memory", "Memory must be at least 6 MiB"),
+        ({"cpu": 2048, "memory": 8192}, "memory", "offers at most 3635 MiB to tasks"),
+        ({"cpu": 4096, "memory": 2048}, "cpu", "offers at most 2048 CPU units to tasks"),
         ({"config_vars": {"AWS_REGION": "x"}}, "config_vars", "prefix reserved by AWS and ECS"),
         ({"config_vars": {"ecs_x": "x"}}, "config_vars", "prefix reserved by AWS and ECS"),
         ({"config_vars": {"1A": "x"}}, "config_vars", "'1A' is not a valid variable name"),
@@ -251,8 +262,8 @@ def test_changing_settings(api: Api, app: App, deployer_token: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"memory": 4096}, "memory", "With 256 CPU units, memory must be between 512 and 2048"),
-        ({"cpu": 4096, "memory": 16384}, "memory", "does not fit on a t3.medium instance"),
+        ({"memory": 4096}, "memory", "does not fit on a t3.medium instance"),
+        ({"cpu": 100}, "cpu", "CPU must be between 128 and 196608 units"),
         ({"max_percent": 401}, "max_percent", "less than or equal to 400"),
         ({"name": "shop"}, "name", "An app's name cannot be changed"),
         ({"cluster": "other"}, "cluster", "An app's cluster cannot be changed"),

@@ -64,9 +64,11 @@ def test_the_form_is_prefilled_with_the_apps_settings(owner_client: Client, app:
     assert 'id="settings-form"' in page
     assert f'action="{reverse("app_settings", args=["web"])}"' in page
     assert 'name="port" value="8080"' in page
-    assert 'name="health_check_path" value="/"' in page
-    assert '<option value="512/2048" selected>0.5 vCPU, 2 GB</option>' in page
-    assert '<option value="4096/30720">' in page  # the create form's menu of valid sizes
+    assert 'name="health_check_path"' in page and 'name="health_check_path" value' not in page
+    assert 'name="size" value="512/2048"' in page
+    # Fargate's sizes are suggestions only: any size that fits the instance is accepted.
+    assert 'list="size-suggestions"' in page
+    assert '<option value="4096/30720">4 vCPU, 30 GB</option>' in page
     assert ">\ngunicorn app:wsgi</textarea>" in page
     assert 'name="rollout_timeout_seconds" value="900"' in page
     assert 'name="circuit_breaker" id="id_circuit_breaker" checked' in page
@@ -87,7 +89,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     entry = AuditEntry.objects.get(action="app.update")
     assert (entry.actor, entry.target_id) == (owner, app.pk)
     assert entry.details == {
-        "before": {"health_check_path": "/", "min_healthy_percent": 100, "max_percent": 200,
+        "before": {"health_check_path": "", "min_healthy_percent": 100, "max_percent": 200,
                    "circuit_breaker": True},
         "after": {"health_check_path": "/healthz", "min_healthy_percent": 50, "max_percent": 150,
                   "circuit_breaker": False},
@@ -95,7 +97,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     assert Release.objects.count() == 0 and Deployment.objects.count() == 0
     assert response.redirect_chain[-1][0] == reverse("app", args=["web"])
     saved = (
-        "Saved web's settings: health-check path /healthz (was /), minimum healthy % 50 "
+        "Saved web's settings: health-check path /healthz (was none), minimum healthy % 50 "
         "(was 100), maximum % 150 (was 200), circuit breaker off (was on). Task-definition "
         "settings take effect with the next release: a deploy, config or secret change (a "
         "rollback runs its release's own); running tasks keep the old ones. Rolling-update "
@@ -114,6 +116,7 @@ def test_an_owner_changes_the_health_check_and_rolling_updates(
     [
         ({"port": "8080"}, "port 8080 (was 80). Task-definition settings take effect"),
         ({"size": "512/1024"}, "CPU 512 units (was 256 units), memory 1024 MiB (was 512 MiB)."),
+        ({"size": "128/128"}, "CPU 128 units (was 256 units), memory 128 MiB (was 512 MiB)."),
         ({"command": ""}, "command the image&#x27;s own (was npm start). Task-definition"),
         ({"max_percent": "300"}, "(was 200). Rolling-update settings apply from the next rollout"),
         (
@@ -166,12 +169,12 @@ def test_line_breaks_in_a_command_are_saved_as_sh_expects(owner_client: Client, 
     ("fields", "error"),
     [
         ({"size": "4096/30720"}, "does not fit on a t3.medium instance"),
-        ({"size": "300/512"}, "Select a valid choice"),
+        ({"size": "64/512"}, "CPU must be between 128 and 196608 units"),
+        ({"size": "half a vCPU"}, "Enter the task size as CPU units/MiB"),
         ({"port": "0"}, "greater than or equal to 1"),
         ({"port": "70000"}, "less than or equal to 65535"),
         ({"port": "eighty"}, "Enter a whole number"),
         ({"health_check_path": "healthz"}, "Enter a path starting with /."),
-        ({"health_check_path": ""}, "This field is required."),
         ({"min_healthy_percent": "101"}, "less than or equal to 100"),
         ({"max_percent": "99"}, "greater than or equal to 100"),
         ({"max_percent": "401"}, "less than or equal to 400"),
@@ -251,7 +254,7 @@ def test_the_live_image_can_be_deployed_with_the_new_settings(
     actions = AuditEntry.objects.order_by("pk").values_list("action", flat=True)
     assert list(actions) == ["app.update", "app.deploy"]
     releases = owner_client.get(reverse("app_releases", args=["web"])).text
-    assert "Health check / → /healthz" in releases
+    assert "Health check (none) → /healthz" in releases
 
 
 def test_a_redeploy_refused_during_a_rollout_leaves_the_settings_saved(

@@ -44,7 +44,7 @@ def _create_form(on: Cluster, /, **fields: str) -> dict[str, str]:
     }
 
 
-def test_the_new_app_form_offers_ready_clusters_and_valid_sizes(
+def test_the_new_app_form_offers_ready_clusters_and_suggests_sizes(
     owner_client: Client, cluster: Cluster, other_team: Any
 ) -> None:
     factories.make_cluster(cluster.account, name="busy", status="provisioning")
@@ -54,9 +54,20 @@ def test_the_new_app_form_offers_ready_clusters_and_valid_sizes(
 
     assert "main · t3.medium · eu-west-1" in page
     assert "busy" not in page and "theirs" not in page
-    assert '<option value="256/512" selected>0.25 vCPU, 0.5 GB</option>' in page
+    assert 'name="size" value="256/512"' in page and 'list="size-suggestions"' in page
+    assert '<option value="256/512">0.25 vCPU, 0.5 GB</option>' in page
     assert '<option value="4096/30720">' in page
     assert 'name="max_percent" value="200"' in page and 'name="circuit_breaker"' in page
+
+
+@pytest.mark.parametrize(("size", "cpu", "memory"), [("256/256", 256, 256), ("128/128", 128, 128)])
+def test_a_task_size_outside_fargates_table_is_accepted_on_ec2(
+    owner_client: Client, cluster: Cluster, size: str, cpu: int, memory: int
+) -> None:
+    owner_client.post(reverse("app_new"), _create_form(cluster, size=size))
+
+    app = App.objects.get(name="web")
+    assert (app.cpu, app.memory) == (cpu, memory)
 
 
 def test_without_a_ready_cluster_the_form_says_to_make_one(owner_client: Client) -> None:
@@ -96,7 +107,8 @@ def test_an_htmx_create_redirects_the_browser(owner_client: Client, cluster: Clu
     ("fields", "error"),
     [
         ({"size": "4096/30720"}, "does not fit on a t3.medium instance"),
-        ({"size": "300/512"}, "Select a valid choice"),
+        ({"size": "64/512"}, "CPU must be between 128 and 196608 units"),
+        ({"size": "half a vCPU"}, "Enter the task size as CPU units/MiB"),
         ({"name": "Web App"}, "Use 1–40 lowercase letters"),
         ({"name": "taken"}, "This team already has an app named taken."),
         ({"port": "70000"}, "less than or equal to 65535"),

@@ -15,7 +15,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from deployments.forms import TASK_SIZE_CHOICES
+from deployments.forms import TASK_SIZE_SUGGESTIONS
 from deployments.models import App, AuditEntry, AwsAccount, Cluster, Deployment, Team
 from tests import factories
 
@@ -140,7 +140,7 @@ def test_secret_form(signed_in: Client, team: Team, name: str, value: str, htmx:
     Deployment.objects.filter(status="queued").update(status="succeeded")
 
 
-SIZE = st.one_of(st.sampled_from([value for value, _ in TASK_SIZE_CHOICES]), TEXT)
+SIZE = st.one_of(st.sampled_from([value for value, _ in TASK_SIZE_SUGGESTIONS]), TEXT)
 PATH = st.one_of(st.sampled_from(["/", "/healthz", "/a b"]), TEXT)
 SETTINGS = ("port", "health_check_path", "cpu", "memory", "command", "min_healthy_percent",
             "max_percent", "circuit_breaker", "rollout_timeout_seconds")  # fmt: skip
