@@ -379,3 +379,29 @@ def test_teardown_waits_while_an_instance_still_uses_the_network_then_leaves_not
     tag = [{"Name": "tag:tinystacks:cluster", "Values": [str(cluster.uuid)]}]
     assert ec2.describe_vpcs(Filters=tag)["Vpcs"] == []
     assert ec2.describe_subnets(Filters=tag)["Subnets"] == []
+
+
+def test_teardown_goes_on_when_ecs_deregistered_an_instance_first(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    """ECS deregisters an instance itself as its EC2 instance terminates, between our listing and
+    our deregistering it."""
+    cluster = wait_for_in_process(create(team, account))
+    ecs = aws(sandbox, "ecs")
+
+    def deregistered_by_ecs_first(params: dict[str, Any], **kwargs: Any) -> None:
+        ecs.deregister_container_instance(
+            cluster=params["cluster"], containerInstance=params["containerInstance"], force=True
+        )
+
+    remove = clients.add_client_hook(
+        "before-parameter-build.ecs.DeregisterContainerInstance", deregistered_by_ecs_first
+    )
+    try:
+        cluster = wait_for_in_process(cluster_delete(cluster=cluster, actor=None))
+    finally:
+        remove()
+
+    assert cluster.status == Cluster.Status.DELETED, cluster.status_reason
+    [gone] = ecs.describe_clusters(clusters=[cluster.ecs_name])["clusters"]
+    assert gone["status"] == "INACTIVE"

@@ -581,12 +581,24 @@ def teardown_auto_scaling_group(spec: ClusterSpec) -> None:
         raise StepPending("waiting for the Auto Scaling group to be deleted")
 
 
+def _container_instances(spec: ClusterSpec) -> list[str]:
+    listed = spec.client("ecs").list_container_instances(cluster=spec.ecs_name)
+    return list(listed["containerInstanceArns"])
+
+
 def teardown_ecs_cluster(spec: ClusterSpec) -> None:
     ecs = spec.client("ecs")
     if not _ours_to_delete(lambda: _find_ecs_cluster(spec)):
         return
-    for arn in ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]:
-        ecs.deregister_container_instance(cluster=spec.ecs_name, containerInstance=arn, force=True)
+    for arn in _container_instances(spec):
+        try:
+            ecs.deregister_container_instance(
+                cluster=spec.ecs_name, containerInstance=arn, force=True
+            )
+        except ClientError:
+            # ECS deregisters an instance itself once its EC2 instance terminates: gone is done.
+            if arn in _container_instances(spec):
+                raise
     with _waiting_while_in_use():
         ecs.delete_cluster(cluster=spec.ecs_name)
 

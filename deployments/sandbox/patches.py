@@ -45,6 +45,7 @@ def apply() -> None:
         _patch_tasks()
         _patch_list_task_definitions()
         _patch_list_container_instances()
+        _patch_deregister_container_instance()
         _patch_auto_scaling_groups()
         service_roles.apply()  # after CreateService's patch, which it wraps
         _applied = True
@@ -275,6 +276,25 @@ def _patch_list_container_instances() -> None:
         return ActionResult(result)
 
     EC2ContainerServiceResponse.list_container_instances = list_container_instances  # type: ignore[method-assign]
+
+
+def _patch_deregister_container_instance() -> None:
+    """moto answers an instance it no longer knows (the agent deregistered it as its EC2 instance
+    terminated) with a bare exception, a 500; ECS answers a client error."""
+    original = EC2ContainerServiceBackend.deregister_container_instance
+
+    def deregister_container_instance(
+        self: EC2ContainerServiceBackend, cluster_str: str, container_instance_str: str, force: bool
+    ) -> Any:
+        cluster = self._get_cluster(cluster_str)
+        instance_id = container_instance_str.split("/")[-1]
+        if instance_id not in self.container_instances.get(cluster.name, {}):
+            raise ECSException(
+                "ClientException", "The referenced container instance was not found."
+            )
+        return original(self, cluster_str, container_instance_str, force)
+
+    EC2ContainerServiceBackend.deregister_container_instance = deregister_container_instance  # type: ignore[method-assign]
 
 
 def _token_arn(token: str) -> str:

@@ -100,3 +100,17 @@ def test_an_instance_counts_its_pending_and_running_tasks_apart(
     assert sorted(task_counts(ecs, cluster)) == [(0, 1)] * 3
     tick_until(sim, lambda: rollout_state(ecs, cluster) == "COMPLETED")
     assert sorted(task_counts(ecs, cluster)) == [(1, 0)] * 3
+
+
+def test_deregistering_an_instance_already_gone_is_a_client_error(
+    clients: Clients, sim: Simulator
+) -> None:
+    cluster = create_cluster(clients, instances=1)
+    sim.tick()
+    ecs = clients.ecs
+    [arn] = ecs.list_container_instances(cluster=cluster.name)["containerInstanceArns"]
+    ecs.deregister_container_instance(cluster=cluster.name, containerInstance=arn, force=True)
+
+    with pytest.raises(ClientError) as refused:
+        ecs.deregister_container_instance(cluster=cluster.name, containerInstance=arn, force=True)
+    assert refused.value.response["Error"]["Code"] == "ClientException"
