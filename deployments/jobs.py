@@ -410,12 +410,15 @@ def scale_cluster(job: Job) -> None:
     """Apply the cluster row's instance counts and type to its Auto Scaling group."""
     cluster = _cluster_for(job)
     claim_cluster(cluster, job)
+    spec = cluster_spec(cluster)
     try:
-        changes = provisioning.scale_instances(cluster_spec(cluster))
+        changes = provisioning.scale_instances(spec)
     except Exception as error:
         release_cluster(cluster)
         retry_if_transient(job, error, "Scaling")
         raise JobFailed(f"Scaling failed: {describe_aws_error(error)}") from error
+    cluster.resources = spec.resources
+    cluster.save(update_fields=["resources", "updated_at"])
     release_cluster(cluster)
     log_line(job, "; ".join(changes) or "Already as asked; nothing to change")
 

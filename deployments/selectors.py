@@ -196,6 +196,7 @@ CLUSTER_STEP_LABELS = {
     "ecs_cluster": "ECS cluster",
     "auto_scaling_group": "Auto Scaling group",
     "capacity_provider": "Capacity provider with managed scaling",
+    "instances_requested": "Instances asked for",
     "instances_joined": "Instances join the ECS cluster",
 }
 

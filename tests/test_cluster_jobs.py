@@ -405,3 +405,53 @@ def test_teardown_goes_on_when_ecs_deregistered_an_instance_first(
     assert cluster.status == Cluster.Status.DELETED, cluster.status_reason
     [gone] = ecs.describe_clusters(clusters=[cluster.ecs_name])["clusters"]
     assert gone["status"] == "INACTIVE"
+
+
+def test_the_group_starts_empty_and_instances_are_asked_for_once_the_capacity_provider_owns_it(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    autoscaling = aws(sandbox, "autoscaling")
+    seen_by_the_capacity_provider: list[tuple[int, int]] = []
+
+    def group_when_attached(params: dict[str, Any], **kwargs: Any) -> None:
+        name = params["autoScalingGroupProvider"]["autoScalingGroupArn"].split("/")[-1]
+        [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ]
+        seen_by_the_capacity_provider.append((group["DesiredCapacity"], len(group["Instances"])))
+
+    remove = clients.add_client_hook(
+        "before-parameter-build.ecs.CreateCapacityProvider", group_when_attached
+    )
+    try:
+        cluster = wait_for_in_process(create(team, account, desired_instances=2))
+    finally:
+        remove()
+
+    assert cluster.status == Cluster.Status.READY, cluster.status_reason
+    assert seen_by_the_capacity_provider == [(0, 0)]
+    [group] = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=[cluster.resources["auto_scaling_group_name"]]
+    )["AutoScalingGroups"]
+    assert (group["MinSize"], group["DesiredCapacity"]) == (cluster.min_instances, 2)
+    assert all(instance["ProtectedFromScaleIn"] for instance in group["Instances"])
+
+
+def test_a_resize_leaves_the_desired_count_to_managed_scaling_unless_it_is_what_changed(
+    team: Team, account: AwsAccount, sandbox: Sandbox, rq_redis: redis.Redis
+) -> None:
+    cluster = wait_for_in_process(create(team, account, desired_instances=2, max_instances=6))
+    autoscaling = aws(sandbox, "autoscaling")
+    name = cluster.resources["auto_scaling_group_name"]
+    autoscaling.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=3)  # tasks waited
+
+    def desired() -> int:
+        [group] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ]
+        return int(group["DesiredCapacity"])
+
+    cluster = wait_for_in_process(cluster_scale(cluster=cluster, actor=None, max_instances=8))
+    assert desired() == 3
+    cluster = wait_for_in_process(cluster_scale(cluster=cluster, actor=None, desired_instances=4))
+    assert desired() == 4

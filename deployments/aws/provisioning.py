@@ -384,9 +384,10 @@ def step_auto_scaling_group(spec: ClusterSpec) -> dict[str, Any]:
                     "LaunchTemplateId": spec.resources["launch_template_id"],
                     "Version": "$Latest",
                 },
-                MinSize=spec.min_instances,
+                # Empty until the capacity provider owns it: instances are asked for after.
+                MinSize=0,
                 MaxSize=spec.max_instances,
-                DesiredCapacity=spec.desired_instances,
+                DesiredCapacity=0,
                 VPCZoneIdentifier=",".join(spec.resources["subnet_ids"]),
                 NewInstancesProtectedFromScaleIn=True,
                 Tags=[{**tag, "PropagateAtLaunch": True} for tag in spec.tags()],
@@ -436,6 +437,34 @@ def step_capacity_provider(spec: ClusterSpec) -> dict[str, Any]:
     return {"capacity_provider_name": name, "capacity_provider_arn": arn}
 
 
+def step_instances_requested(spec: ClusterSpec) -> dict[str, Any]:
+    """Ask for the instances once managed scaling owns the group (never fewer than it holds)."""
+    group = _describe_group(spec)
+    assert group is not None
+    _update_group_counts(spec, group, set_desired=True)
+    return {"desired_instances_applied": spec.desired_instances}
+
+
+def _update_group_counts(spec: ClusterSpec, group: dict[str, Any], *, set_desired: bool) -> bool:
+    """Bring the group's min and max to the spec's; its desired count too when `set_desired` or
+    when the new bounds exclude it. Managed scaling moves the desired count between the bounds
+    as tasks need, so it is not reset otherwise. Returns whether anything changed."""
+    desired = group["DesiredCapacity"]
+    if set_desired:
+        desired = spec.desired_instances
+    desired = min(max(desired, spec.min_instances), spec.max_instances)
+    counts = (spec.min_instances, desired, spec.max_instances)
+    if (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) == counts:
+        return False
+    spec.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=group["AutoScalingGroupName"],
+        MinSize=spec.min_instances,
+        DesiredCapacity=desired,
+        MaxSize=spec.max_instances,
+    )
+    return True
+
+
 def step_instances_joined(spec: ClusterSpec) -> dict[str, Any]:
     """Succeeds once the desired number of instances have registered with the ECS cluster."""
     arns = spec.client("ecs").list_container_instances(cluster=spec.ecs_name, status="ACTIVE")[
@@ -460,6 +489,7 @@ STEPS: list[tuple[str, Step]] = [
     ("ecs_cluster", step_ecs_cluster),
     ("auto_scaling_group", step_auto_scaling_group),
     ("capacity_provider", step_capacity_provider),
+    ("instances_requested", step_instances_requested),
     ("instances_joined", step_instances_joined),
 ]
 
@@ -476,15 +506,13 @@ def scale_instances(spec: ClusterSpec) -> list[str]:
     if group is None:
         raise StepPending("the cluster has no Auto Scaling group yet")
     changes = []
-    counts = (spec.min_instances, spec.desired_instances, spec.max_instances)
-    if (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) != counts:
-        autoscaling.update_auto_scaling_group(
-            AutoScalingGroupName=group["AutoScalingGroupName"],
-            MinSize=spec.min_instances,
-            DesiredCapacity=spec.desired_instances,
-            MaxSize=spec.max_instances,
+    asked = spec.desired_instances != spec.resources.get("desired_instances_applied")
+    if _update_group_counts(spec, group, set_desired=asked):
+        changes.append(
+            f"instances min/max set to {spec.min_instances}/{spec.max_instances}"
+            + (f", desired to {spec.desired_instances}" if asked else "")
         )
-        changes.append("instances min/desired/max set to {}/{}/{}".format(*counts))
+    spec.resources["desired_instances_applied"] = spec.desired_instances
     template = _find_launch_template(spec)
     if template is None:
         raise StepPending("the cluster has no launch template yet")
