@@ -50,7 +50,9 @@ def test_a_health_check_path_is_one_quoted_word_of_the_check(app: App, sandbox: 
     assert _shell_words(command) == [
         "curl", "-fs", url, ">", "/dev/null", "||", "wget", "-q", "-O", "/dev/null", url,
     ]  # fmt: skip
-    tasks = aws(sandbox, "ecs").list_tasks(cluster=app.cluster.ecs_name, serviceName="web")
+    tasks = aws(sandbox, "ecs").list_tasks(
+        cluster=app.cluster.ecs_name, serviceName=app.service_name
+    )
     described = aws(sandbox, "ecs").describe_tasks(
         cluster=app.cluster.ecs_name, tasks=tasks["taskArns"]
     )
