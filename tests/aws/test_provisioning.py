@@ -11,9 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from deployments import jobs
 from deployments.aws import ownership, provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.provisioning import ClusterSpec
+from deployments.sandbox import patches, propagation
 
 REGION = "us-east-1"
 # The last step waits for instances to join ECS, which needs the sandbox's ECS agent.
@@ -26,12 +28,12 @@ EXPECTED_INVENTORY = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def aws() -> Iterator[None]:
-    """One moto account for the module (loading the AWS-managed IAM policies is slow); each
-    test provisions its own cluster uuid and counts only what carries it."""
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+@pytest.fixture(autouse=True)
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh moto account per test: a Region holds 5 VPCs, as AWS's default quota says."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    patches.apply()
+    with mock_aws():
         yield
 
 
@@ -51,8 +53,16 @@ def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
 
 
 def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
+    """Run `steps` as the job would: a step that waits on AWS is run again once time has passed."""
     for _, step in steps:
-        spec.resources.update(step(spec))
+        for _ in range(10):
+            try:
+                spec.resources.update(step(spec))
+                break
+            except provisioning.StepPending:
+                propagation.CLOCK.advance(jobs.STEP_RETRY_SECONDS)
+        else:
+            raise AssertionError(f"{step.__name__} still waits")
 
 
 def inventory(spec: ClusterSpec) -> dict[str, int]:
@@ -140,7 +150,9 @@ def test_a_crash_that_lost_the_stored_ids_is_resumed_without_duplicates(crash_af
     provision(resumed)
 
     assert inventory(spec) == EXPECTED_INVENTORY
-    assert resumed.resources["vpc_id"] == spec.resources["vpc_id"]
+    tag: list[Any] = [{"Name": "tag:tinystacks:cluster", "Values": [spec.uuid]}]
+    [vpc] = boto3.client("ec2", region_name=REGION).describe_vpcs(Filters=tag)["Vpcs"]
+    assert resumed.resources["vpc_id"] == vpc["VpcId"]
 
 
 def tagged_resources(spec: ClusterSpec) -> list[str]:
