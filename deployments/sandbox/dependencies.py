@@ -1,5 +1,5 @@
 """What AWS refuses to delete while something still depends on it, and the VPC quota, worded as
-AWS words it.
+AWS words it; a dry-run CreateVpc creates nothing.
 
 moto deletes a subnet or security group under running instances, and an ECS cluster that still
 has services, tasks, container instances or capacity providers.
@@ -17,6 +17,9 @@ from moto.ec2.responses.vpcs import VPCs
 from moto.ecs.exceptions import EcsClientException, ECSException
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.servicequotas.models import servicequotas_backends
+
+from deployments.aws.provisioning import VPC_QUOTA_CODE
 
 GONE = ("terminated",)  # an instance's network interface is released once it is terminated
 
@@ -107,15 +110,20 @@ def _why_cluster_stays(backend: EC2ContainerServiceBackend, name: str) -> Except
     return None
 
 
-# Service Quotas' "VPCs per Region" (vpc / L-F678F1CE), which moto reports but does not enforce.
-VPCS_PER_REGION = 5
+def _vpc_quota(account_id: str, region: str) -> int:
+    """Service Quotas' "VPCs per Region", which moto reports but does not enforce."""
+    quota = servicequotas_backends[account_id][region].get_service_quota("vpc", VPC_QUOTA_CODE)
+    return int(quota["Value"])
 
 
 def _patch_create_vpc() -> None:
     original = VPCs.create_vpc
 
     def create_vpc(self: VPCs) -> ActionResult:
-        if len(ec2_backends[self.current_account][self.region].vpcs) >= VPCS_PER_REGION:
+        # A dry run checks permissions only, as AWS's does (moto's creates the VPC).
+        self.error_on_dryrun()
+        vpcs = ec2_backends[self.current_account][self.region].vpcs
+        if len(vpcs) >= _vpc_quota(self.current_account, self.region):
             raise EC2ClientError("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
         return original(self)
 

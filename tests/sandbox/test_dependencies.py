@@ -104,3 +104,14 @@ def test_a_region_holds_five_vpcs_as_its_quota_says(clients: Clients, sim: Simul
 
     assert quota["Value"] == 5
     assert refusal(refused) == ("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
+
+
+def test_a_dry_run_at_the_vpc_quota_checks_permissions_only(clients: Clients, sim: Simulator) -> None:
+    while len(clients.ec2.describe_vpcs()["Vpcs"]) < 5:
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
+
+    with pytest.raises(ClientError) as answered:
+        clients.ec2.create_vpc(CidrBlock="10.0.0.0/16", DryRun=True)
+
+    assert answered.value.response["Error"]["Code"] == "DryRunOperation"
+    assert len(clients.ec2.describe_vpcs()["Vpcs"]) == 5
