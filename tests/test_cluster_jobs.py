@@ -111,6 +111,14 @@ def create(team: Team, account: AwsAccount, **fields: Any) -> Cluster:
     return cluster_create(team=team, actor=None, account=account, name="main", **fields)
 
 
+def create_and_run_once(team: Team, account: AwsAccount) -> tuple[Cluster, Job]:
+    """A new cluster whose provisioning job has run once, in this process."""
+    cluster = create(team, account)
+    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
+    jobs.run_job(job.pk)
+    return cluster, job
+
+
 def test_provisioning_builds_a_ready_cluster_across_zones(
     team: Team, account: AwsAccount, sandbox: Sandbox, worker: None
 ) -> None:
@@ -315,10 +323,8 @@ def test_provisioning_waits_for_the_new_instance_profile_to_propagate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(propagation.settings, "seconds", 30.0)
-    cluster = create(team, account)
-    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
 
-    jobs.run_job(job.pk)  # up to the Auto Scaling group, which IAM is not ready for
+    cluster, job = create_and_run_once(team, account)  # up to the group, IAM not ready for it
 
     cluster.refresh_from_db()
     assert cluster.status == Cluster.Status.PROVISIONING
@@ -339,9 +345,7 @@ def test_an_instance_profile_that_never_propagates_fails_the_cluster_saying_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(propagation.settings, "seconds", 10_000.0)
-    cluster = create(team, account)
-    job = Job.objects.get(target_id=cluster.pk, kind="provision_cluster")
-    jobs.run_job(job.pk)
+    cluster, job = create_and_run_once(team, account)
     Job.objects.filter(pk=job.pk).update(
         created_at=timezone.now() - jobs.INSTANCES_JOIN_TIMEOUT - timedelta(seconds=1)
     )

@@ -57,10 +57,7 @@ def find(
         cluster=cluster, services=[name], include=["TAGS"]
     )
     live = [s for s in services["services"] if s["status"] == "ACTIVE"]
-    if not live:
-        return None
-    ownership.check("ECS service", name, ownership.tag_map(live[0].get("tags")), owner)
-    return dict(live[0])
+    return ownership.first_ours("ECS service", name, live, owner)
 
 
 def primary(service: dict[str, Any]) -> dict[str, Any]:

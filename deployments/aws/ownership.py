@@ -4,7 +4,7 @@ changed or deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 CLUSTER_TAG = "tinystacks:cluster"
@@ -41,6 +41,14 @@ def is_ours(tags: Mapping[str, str], owner: Mapping[str, str]) -> bool:
     return all(tags.get(key) == value for key, value in owner.items())
 
 
-def check(kind: str, name: str, tags: Mapping[str, str], owner: Mapping[str, str]) -> None:
-    if not is_ours(tags, owner):
+def first_ours(
+    kind: str, name: str, found: Sequence[Mapping[str, Any]], owner: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The first resource `found` by looking `name` up, or None when there is none; NotOurs
+    unless it carries `owner`'s tags."""
+    if not found:
+        return None
+    resource = dict(found[0])
+    if not is_ours(tag_map(resource.get("Tags", resource.get("tags"))), owner):
         raise NotOurs(kind, name)
+    return resource

@@ -82,9 +82,12 @@ class ClusterSpec:
     def ecs_tags(self) -> list[dict[str, str]]:
         return [{"key": t["Key"], "value": t["Value"]} for t in self.tags()]
 
-    def check_ours(self, kind: str, name: str, tags: list[dict[str, Any]] | None) -> None:
-        """Refuse a resource found by `name` unless it carries this cluster's tags."""
-        ownership.check(kind, name, ownership.tag_map(tags), self.owner())
+    def first_ours(
+        self, kind: str, name: str, found: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The first resource found by `name`, or None; NotOurs unless it carries this cluster's
+        tags."""
+        return ownership.first_ours(kind, name, found, self.owner())
 
     def client(self, service: str) -> Any:
         return client(self.access, service)
@@ -227,8 +230,7 @@ def _find_iam(spec: ClusterSpec, kind: str, name: str) -> dict[str, Any] | None:
     except ClientError as error:
         _ignore_missing(error, "NoSuchEntity")
         return None
-    spec.check_ours(kind, name, found.get("Tags"))
-    return found
+    return spec.first_ours(kind, name, [found])
 
 
 def _ensure_role(spec: ClusterSpec, name: str, principal: str, policy_arn: str) -> str:
@@ -306,10 +308,7 @@ def _find_launch_template(spec: ClusterSpec) -> dict[str, Any] | None:
     found = spec.client("ec2").describe_launch_templates(
         Filters=[{"Name": "launch-template-name", "Values": [name]}]
     )["LaunchTemplates"]
-    if not found:
-        return None
-    spec.check_ours("Launch template", name, found[0].get("Tags"))
-    return dict(found[0])
+    return spec.first_ours("Launch template", name, found)
 
 
 def step_launch_template(spec: ClusterSpec) -> dict[str, Any]:
@@ -334,10 +333,7 @@ def _find_ecs_cluster(spec: ClusterSpec) -> dict[str, Any] | None:
         )["clusters"]
         if c["status"] == "ACTIVE"
     ]  # fmt: skip
-    if not found:
-        return None
-    spec.check_ours("ECS cluster", spec.ecs_name, found[0].get("tags"))
-    return dict(found[0])
+    return spec.first_ours("ECS cluster", spec.ecs_name, found)
 
 
 def step_ecs_cluster(spec: ClusterSpec) -> dict[str, Any]:
@@ -357,10 +353,7 @@ def _describe_group(spec: ClusterSpec) -> dict[str, Any] | None:
     groups = spec.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
         "AutoScalingGroups"
     ]
-    if not groups:
-        return None
-    spec.check_ours("Auto Scaling group", name, groups[0].get("Tags"))
-    return dict(groups[0])
+    return spec.first_ours("Auto Scaling group", name, groups)
 
 
 def _wait_out_instance_profile_propagation(spec: ClusterSpec, error: ClientError) -> None:
@@ -407,10 +400,7 @@ def _find_capacity_provider(spec: ClusterSpec) -> dict[str, Any] | None:
         )["capacityProviders"]
         if p.get("status") == "ACTIVE"
     ]  # fmt: skip
-    if not found:
-        return None
-    spec.check_ours("Capacity provider", name, found[0].get("tags"))
-    return dict(found[0])
+    return spec.first_ours("Capacity provider", name, found)
 
 
 def step_capacity_provider(spec: ClusterSpec) -> dict[str, Any]:

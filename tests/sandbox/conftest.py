@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from deployments.sandbox.simulator import Simulator
@@ -219,3 +220,8 @@ def tick_until(sim: Simulator, condition: Callable[[], bool], ticks: int = 40) -
 def rollout_state(ecs: Any, cluster: SandboxCluster, name: str = "web") -> str:
     state: str = primary(describe(ecs, cluster, name))["rolloutState"]
     return state
+
+
+def refusal(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    """A refused call's (code, message)."""
+    return error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]

@@ -12,12 +12,9 @@ from tests.sandbox.conftest import (
     Clients,
     SandboxCluster,
     create_service,
+    refusal,
     register_task_definition,
 )
-
-
-def refusal(error: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
-    return error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]
 
 
 def test_a_subnet_and_security_group_under_a_live_instance_are_not_deleted(
@@ -106,7 +103,9 @@ def test_a_region_holds_five_vpcs_as_its_quota_says(clients: Clients, sim: Simul
     assert refusal(refused) == ("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
 
 
-def test_a_dry_run_at_the_vpc_quota_checks_permissions_only(clients: Clients, sim: Simulator) -> None:
+def test_a_dry_run_at_the_vpc_quota_checks_permissions_only(
+    clients: Clients, sim: Simulator
+) -> None:
     while len(clients.ec2.describe_vpcs()["Vpcs"]) < 5:
         clients.ec2.create_vpc(CidrBlock="10.0.0.0/16")
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from deployments.sandbox import propagation
 from deployments.sandbox.simulator import Simulator
-from tests.sandbox.conftest import IMAGE_ID, Clients
+from tests.sandbox.conftest import IMAGE_ID, Clients, refusal
 
 
 def new_instance_profile(clients: Clients, name: str = "web-instances") -> dict[str, Any]:
@@ -60,11 +60,11 @@ def test_an_auto_scaling_group_is_refused_a_new_instance_profile_until_it_propag
     with pytest.raises(ClientError) as refused:
         clients.autoscaling.create_auto_scaling_group(**group)
 
-    assert refused.value.response["Error"]["Code"] == "ValidationError"
-    assert refused.value.response["Error"]["Message"] == (
+    assert refusal(refused) == (
+        "ValidationError",
         "You must use a valid fully-formed launch template. "
         f"Value ({profile['Arn']}) for parameter iamInstanceProfile.arn is invalid. "
-        "Invalid IAM Instance Profile ARN"
+        "Invalid IAM Instance Profile ARN",
     )
     assert clients.autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"] == []
 
@@ -87,10 +87,10 @@ def test_run_instances_is_refused_a_new_instance_profile_until_it_propagates(
     with pytest.raises(ClientError) as refused:
         clients.ec2.run_instances(**launch)
 
-    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
-    assert refused.value.response["Error"]["Message"] == (
+    assert refusal(refused) == (
+        "InvalidParameterValue",
         "Value (web-instances) for parameter iamInstanceProfile.name is invalid. "
-        "Invalid IAM Instance Profile name"
+        "Invalid IAM Instance Profile name",
     )
     propagation.CLOCK.advance(propagating)
     assert len(clients.ec2.run_instances(**launch)["Instances"]) == 1

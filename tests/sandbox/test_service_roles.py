@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from deployments.sandbox.simulator import Simulator
-from tests.sandbox.conftest import REGION, Clients, create_cluster
+from tests.sandbox.conftest import REGION, Clients, create_cluster, refusal
 
 ALLOW_ALL_BUT_SERVICE_LINKED_ROLES = {
     "Version": "2012-10-17",
@@ -64,10 +64,10 @@ def test_a_capacity_provider_needs_the_ecs_service_linked_role(
     with pytest.raises(ClientError) as refused:
         clients.ecs.create_capacity_provider(**provider)
 
-    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
-    assert refused.value.response["Error"]["Message"] == (
+    assert refusal(refused) == (
+        "InvalidParameterException",
         "Unable to assume the service linked role. Please verify that the ECS service linked "
-        "role exists."
+        "role exists.",
     )
     clients.iam.create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
     clients.ecs.create_capacity_provider(**provider)
@@ -93,10 +93,10 @@ def test_creating_a_service_linked_role_twice_is_refused(clients: Clients, sim: 
             AWSServiceName="ecs.application-autoscaling.amazonaws.com"
         )
 
-    assert refused.value.response["Error"]["Code"] == "InvalidInput"
-    assert refused.value.response["Error"]["Message"] == (
+    assert refusal(refused) == (
+        "InvalidInput",
         "Service role name AWSServiceRoleForApplicationAutoScaling_ECSService has been taken in "
-        "this account, please try a different suffix."
+        "this account, please try a different suffix.",
     )
 
 
@@ -111,10 +111,10 @@ def test_a_caller_who_may_not_create_them_is_refused(clients: Clients, sim: Simu
             ServiceNamespace="ecs", ResourceId="service/demo/web",
             ScalableDimension="ecs:service:DesiredCount", MinCapacity=1, MaxCapacity=2,
         )  # fmt: skip
-    assert refused.value.response["Error"]["Code"] == "ValidationException"
-    assert refused.value.response["Error"]["Message"] == (
+    assert refusal(refused) == (
+        "ValidationException",
         "Unable to assume IAM role: arn:aws:iam::123456789012:role/aws-service-role/"
-        "ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService"
+        "ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService",
     )
 
     autoscaling = as_customer("autoscaling")
