@@ -697,10 +697,21 @@ def jobs_requeue_lost() -> int:
             continue
         if requeue(job):
             if rq_job is not None:
-                rq_job.delete()  # an overdue scheduled job must not run later as well
+                rq_discard(rq_job)  # an overdue scheduled job must not run later as well
             logger.warning("re-enqueued lost job %s (%s)", job.pk, job.kind)
             requeued += 1
     return requeued
+
+
+def rq_discard(rq_job: RqJob) -> None:
+    """Delete an RQ job we have replaced. RQ's delete first reads the job's executions, and a run
+    still beating after its execution expired re-creates that hash half-written (heartbeat only),
+    which RQ cannot read; then the job's own hash goes alone, which is enough for RQ's scheduler
+    and workers to skip it (the fence stops the old run itself)."""
+    try:
+        rq_job.delete()
+    except (KeyError, ValueError):
+        rq_job.connection.delete(rq_job.key)
 
 
 def requeue(job: Job) -> bool:

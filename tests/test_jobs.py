@@ -201,6 +201,27 @@ def test_a_job_waiting_out_its_back_off_is_requeued_only_once_overdue(
     assert RqJob.fetch(job.rq_id, connection=rq_redis).get_status() == JobStatus.QUEUED
 
 
+def test_a_lost_job_whose_old_run_left_a_half_written_execution_is_still_requeued(
+    account: AwsAccount, rq_redis: redis.Redis
+) -> None:
+    """A run still beating after its execution hash expired re-creates it with only its last
+    heartbeat; RQ's own delete then fails reading it. The tick must go on regardless."""
+    job = factories.make_job(account.team, account, rq_id="left-half-written")
+    factories.backdate_lost(job)
+    queue = django_rq.get_queue("default")
+    rq_job = queue.enqueue_at(
+        timezone.now() - timedelta(seconds=121), jobs.run_job, job.pk, job_id=job.rq_id
+    )
+    rq_redis.zadd(rq_job.execution_registry.key, {"stale-run": 1e12})
+    rq_redis.hset(f"rq:execution:{rq_job.id}:stale-run", "last_heartbeat", 1.0)
+
+    assert jobs.jobs_requeue_lost() == 1
+    job.refresh_from_db()
+    assert job.rq_id != "left-half-written"
+    assert RqJob.fetch_many(["left-half-written"], connection=rq_redis) == [None]
+    assert RqJob.fetch(job.rq_id, connection=rq_redis).get_status() == JobStatus.QUEUED
+
+
 def test_a_job_that_must_wait_is_scheduled_under_a_new_rq_id(
     account: AwsAccount, rq_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
