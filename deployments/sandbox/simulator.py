@@ -16,7 +16,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import ContainerInstance, EC2ContainerServiceBackend, Service, Task
 
-from deployments.sandbox import agent, autoscaling, patches, placement, tasks
+from deployments.sandbox import agent, autoscaling, patches, placement, shutdown, tasks
 from deployments.sandbox.ecs_services import (
     add_event,
     deployment_configuration,
@@ -37,6 +37,7 @@ class Simulator:
         self.ticks = 0
 
     def tick(self) -> None:
+        shutdown.step()
         for backend in ecs_backends_in_use():
             state = state_of(backend)
             state.clock += self.tick_seconds

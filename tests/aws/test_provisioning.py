@@ -16,6 +16,7 @@ from deployments.aws import ownership, provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.provisioning import ClusterSpec
 from deployments.sandbox import patches, propagation
+from deployments.sandbox.simulator import Simulator
 
 REGION = "us-east-1"
 # The last step waits for instances to join ECS, which needs the sandbox's ECS agent.
@@ -53,14 +54,17 @@ def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
 
 
 def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
-    """Run `steps` as the job would: a step that waits on AWS is run again once time has passed."""
+    """Run `steps` as the job would: a step that waits on AWS is run again once time has passed
+    (IAM propagating, instances shutting down)."""
+    simulator = Simulator()
     for _, step in steps:
         for _ in range(10):
             try:
-                spec.resources.update(step(spec))
+                spec.resources.update(step(spec) or {})
                 break
             except provisioning.StepPending:
                 propagation.CLOCK.advance(jobs.STEP_RETRY_SECONDS)
+                simulator.tick()
         else:
             raise AssertionError(f"{step.__name__} still waits")
 
@@ -181,8 +185,7 @@ def is_live(arn: str) -> bool:
 
 
 def teardown(spec: ClusterSpec) -> None:
-    for _, step in provisioning.TEARDOWN_STEPS:
-        step(spec)
+    provision(spec, provisioning.TEARDOWN_STEPS)
 
 
 def test_teardown_leaves_nothing_tagged_behind() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
+from deployments.sandbox.shutdown import SHUTDOWN_TICKS
 from deployments.sandbox.simulator import Simulator
 from tests.sandbox.conftest import (
     IMAGE_ID,
@@ -41,9 +42,44 @@ def test_a_subnet_and_security_group_under_a_live_instance_are_not_deleted(
         f"resource {group} has a dependent object",
     )
     ec2.terminate_instances(InstanceIds=[instance])
+    for _ in range(SHUTDOWN_TICKS):
+        sim.tick()
     ec2.delete_security_group(GroupId=group)
     ec2.delete_subnet(SubnetId=subnet)
     assert ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"] == []
+
+
+def test_a_terminating_instance_shuts_down_for_a_few_ticks_and_keeps_its_subnet_in_use(
+    clients: Clients, sim: Simulator
+) -> None:
+    ec2 = clients.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    instance = ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=subnet)[
+        "Instances"
+    ][0]["InstanceId"]
+
+    def state() -> str:
+        reservation = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]
+        name: str = reservation["Instances"][0]["State"]["Name"]
+        return name
+
+    [change] = ec2.terminate_instances(InstanceIds=[instance])["TerminatingInstances"]
+    assert (change["PreviousState"]["Name"], change["CurrentState"]["Name"]) == (
+        "running",
+        "shutting-down",
+    )
+    for _ in range(SHUTDOWN_TICKS - 1):
+        sim.tick()
+        assert state() == "shutting-down"
+        with pytest.raises(ClientError) as refused:
+            ec2.delete_subnet(SubnetId=subnet)
+        assert refusal(refused)[0] == "DependencyViolation"
+    again = ec2.terminate_instances(InstanceIds=[instance])["TerminatingInstances"][0]
+    assert again["CurrentState"]["Name"] == "shutting-down"
+    sim.tick()
+    assert state() == "terminated"
+    ec2.delete_subnet(SubnetId=subnet)
 
 
 def test_a_cluster_is_not_deleted_while_anything_is_left_in_it(
