@@ -47,6 +47,7 @@ from deployments.models import (
     Job,
     Release,
     ScalingSettings,
+    team_aws_path,
 )
 from deployments.transitions import transition
 
@@ -291,6 +292,7 @@ def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
         min_instances=cluster.min_instances,
         desired_instances=cluster.desired_instances,
         max_instances=cluster.max_instances,
+        secrets_path=team_aws_path(cluster.team),
         resources=dict(cluster.resources),
     )
 

@@ -294,7 +294,14 @@ def aws_names_assign(row: Cluster | App) -> None:
         base = f"{row.team.slug}/{row.name}-{row.uuid.hex}"
         row.service_name = f"{row.name}-{row.uuid.hex}"
         row.task_family = f"tinystacks-{base.replace('/', '-')}"
-        row.aws_path = f"/tinystacks/{base}"
+        row.aws_path = f"{team_aws_path(row.team)}/{row.name}-{row.uuid.hex}"
+
+
+def team_aws_path(team: Team) -> str:
+    """What every app's `aws_path` (its log group and Parameter Store path) of the team starts
+    with, whatever formula named it (migration 0014's too): the team's slug never changes once
+    the team exists. The cluster's task-execution role may read the parameters under it only."""
+    return f"/tinystacks/{team.slug}"
 
 
 class ScalingSettings(models.Model):

@@ -26,6 +26,9 @@ from deployments.transitions import transition
 
 logger = logging.getLogger(__name__)
 
+# The prefix of the TinyStacks event that says why the deployment's tasks stop.
+TASKS_STOPPED = "Tasks stopped: "
+BAD_ENDINGS = ("failed", "rolled_back")
 OUTCOMES = {
     "succeeded": Deployment.Status.SUCCEEDED,
     "failed": Deployment.Status.FAILED,
@@ -73,13 +76,18 @@ def record(
     )
     if view is not None:
         _record_events(deployment, view)
+    stopped = (
+        ""
+        if verdict.outcome == "succeeded"
+        else _stop_reason(deployment, verdict, access, cluster_name)
+    )
     counts: dict[str, Any] = {
         "desired_count": verdict.desired,
         "running_count": verdict.running,
         "pending_count": verdict.pending,
         "failed_count": verdict.failed,
         "rollout_state": verdict.rollout_state or deployment.rollout_state,
-        "rollout_state_reason": verdict.reason,
+        "rollout_state_reason": _with_stop(verdict.reason, stopped),
     }
     if verdict.outcome in OUTCOMES:
         transition(deployment, OUTCOMES[verdict.outcome], finished_at=now, **counts)
@@ -96,6 +104,7 @@ def record(
             f"{counts['healthy_peak']} of {verdict.desired} new tasks were running and healthy "
             f"at once ({verdict.failed} failed). {_latest_message(deployment)}"
         ).strip()
+        reason = _with_stop(reason, stopped)
         transition(
             deployment,
             Deployment.Status.TIMED_OUT,
@@ -132,6 +141,45 @@ def _healthy_peak(
         logger.warning("could not count healthy tasks: %s", describe_aws_error(error))
         return deployment.healthy_peak  # counted again next tick
     return max(deployment.healthy_peak, healthy)
+
+
+def _stop_reason(
+    deployment: Deployment,
+    verdict: rollouts.Assessment,
+    access: AccountAccess,
+    cluster_name: str,
+) -> str:
+    """Why the deployment's tasks stop, recorded as a TinyStacks event when it is new. ECS is
+    asked (ListTasks, DescribeTasks) only when more of them failed than last tick, or as the
+    deployment ends badly; otherwise the last recorded reason stands."""
+    known = _recorded_stop_reason(deployment)
+    if verdict.failed <= deployment.failed_count and verdict.outcome not in BAD_ENDINGS:
+        return known
+    try:
+        reason = rollouts.last_stop_reason(access, cluster_name, deployment.ecs_deployment_id)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("could not read stopped tasks: %s", describe_aws_error(error))
+        return known  # asked again on the next failure
+    if reason and reason != known:
+        DeploymentEvent.objects.create(
+            deployment=deployment, message=f"{TASKS_STOPPED}{reason}", created_at=timezone.now()
+        )
+    return reason or known
+
+
+def _recorded_stop_reason(deployment: Deployment) -> str:
+    event = (
+        deployment.events.filter(
+            source=DeploymentEvent.Source.TINYSTACKS, message__startswith=TASKS_STOPPED
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return event.message.removeprefix(TASKS_STOPPED) if event else ""
+
+
+def _with_stop(reason: str, stopped: str) -> str:
+    return f"{reason} {TASKS_STOPPED}{stopped}".strip() if stopped else reason
 
 
 def _record_events(deployment: Deployment, view: rollouts.ServiceView) -> None:

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from deployments import encryption
 from deployments.models import App, Deployment
 from deployments.sandbox.server import Sandbox
-from deployments.services import config_set, secret_set, secret_unset
+from deployments.services import app_rollback, config_set, live_release, secret_set, secret_unset
 from tests import factories
 from tests.conftest import aws
 from tests.test_deploys import deploy, follow
@@ -101,3 +101,50 @@ def test_secret_names_follow_the_config_rules(app: App) -> None:
 
     assert removed.status == Deployment.Status.SUCCEEDED
     assert removed.release.config["secrets"] == {}
+
+
+RETRIEVAL_FAILED = (
+    "Tasks stopped: ResourceInitializationError: unable to pull secrets or registry auth: "
+    "execution resource retrieval failed: unable to retrieve secrets from ssm: service call has "
+    "been retried 1 time(s): "
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_secret_under_another_teams_path_is_denied_and_the_rollout_says_why(
+    app: App, sandbox: Sandbox
+) -> None:
+    good = deploy(app, "nginx:1.27")
+    # An app row whose path points into another team's parameters (as a tampered or mis-migrated
+    # row would): the cluster's execution role must not read them.
+    App.objects.filter(pk=app.pk).update(aws_path="/tinystacks/other-team/web")
+    app.refresh_from_db()
+
+    bad = follow(secret_set(app=app, actor=None, name="API_KEY", value=PLANTED))
+
+    assert bad.status == Deployment.Status.ROLLED_BACK
+    reason = bad.rollout_state_reason
+    assert reason.startswith("ECS deployment circuit breaker: tasks failed to start.")
+    assert RETRIEVAL_FAILED in reason
+    assert "api error AccessDeniedException: User: " in reason
+    assert f":parameter/tinystacks/other-team/web/r{bad.release.pk}/API_KEY because" in reason
+    assert any(m.startswith(RETRIEVAL_FAILED) for m in bad.events.values_list("message", flat=True))
+    assert live_release(app) == good.release
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rollback_to_a_release_whose_parameter_was_deleted_says_it_is_missing(
+    app: App, sandbox: Sandbox
+) -> None:
+    deploy(app, "nginx:1.27")
+    with_secret = follow(secret_set(app=app, actor=None, name="API_KEY", value=PLANTED))
+    follow(config_set(app=app, actor=None, config_vars={"MODE": "new"}))
+    parameter = f"{app.aws_path}/r{with_secret.release.pk}/API_KEY"
+    aws(sandbox, "ssm").delete_parameter(Name=parameter)
+
+    rollback = follow(app_rollback(app=app, actor=None, version=with_secret.release.version))
+
+    assert rollback.status == Deployment.Status.ROLLED_BACK
+    assert rollback.rollout_state_reason.endswith(
+        f"{RETRIEVAL_FAILED}invalid ssm parameters: {parameter}"
+    )

@@ -28,19 +28,9 @@ logger = logging.getLogger(__name__)
 ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 INSTANCE_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
 EXECUTION_ROLE_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
-# Tasks read their app's secret config vars from Parameter Store when they start.
+# Tasks read their app's secret config vars from Parameter Store when they start, as the
+# cluster's task-execution role (secrets_policy).
 SECRETS_POLICY_NAME = "tinystacks-read-secrets"
-SECRETS_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameters"],
-            "Resource": "arn:aws:ssm:*:*:parameter/tinystacks/*",
-        },
-        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": "*"},
-    ],
-}
 MAX_AZS = 3
 VPC_QUOTA_CODE = "L-F678F1CE"  # Amazon VPC: VPCs per Region
 ECS_RESERVED_MEMORY_MIB = 256
@@ -63,6 +53,8 @@ class ClusterSpec:
     min_instances: int
     desired_instances: int
     max_instances: int
+    # Where the team's apps keep their secrets in Parameter Store (models.team_aws_path).
+    secrets_path: str
     resources: dict[str, Any] = field(default_factory=dict)
 
     def name(self, kind: str) -> str:
@@ -268,16 +260,50 @@ def step_roles(spec: ClusterSpec) -> dict[str, Any]:
     execution_role_arn = _ensure_role(
         spec, spec.name("execution"), "ecs-tasks.amazonaws.com", EXECUTION_ROLE_POLICY
     )
-    iam.put_role_policy(  # idempotent: the same document replaces itself
-        RoleName=spec.name("execution"),
-        PolicyName=SECRETS_POLICY_NAME,
-        PolicyDocument=json.dumps(SECRETS_POLICY),
-    )
+    _scope_secrets(spec, execution_role_arn)
     return {
         "instance_role_name": instance_role,
         "instance_profile_arn": profile["Arn"],
         "execution_role_arn": execution_role_arn,
     }
+
+
+def secrets_policy(spec: ClusterSpec, execution_role_arn: str) -> dict[str, Any]:
+    """The execution role reads its own team's parameters only, in the cluster's Region and
+    account. A cluster runs one team's apps, and every app's parameters lie under the team's path
+    (the slug cannot change once the team exists). Not one statement per app: a new app would
+    have to wait out IAM's propagation before its first task could start, and a role's inline
+    policies hold 10,240 characters, about 70 apps' paths."""
+    partition, account = execution_role_arn.split(":")[1], execution_role_arn.split(":")[4]
+    region = spec.access.region
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameters"],
+                "Resource": f"arn:{partition}:ssm:{region}:{account}:parameter"
+                f"{spec.secrets_path}/*",
+            },
+            {
+                # SecureStrings, decrypted only on Parameter Store's behalf.
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}},
+            },
+        ],
+    }
+
+
+def _scope_secrets(spec: ClusterSpec, execution_role_arn: str) -> None:
+    """Idempotent: the same document replaces itself, and one written by an earlier version
+    (every team's parameters) is narrowed on the cluster's next provisioning or resize."""
+    spec.client("iam").put_role_policy(
+        RoleName=spec.name("execution"),
+        PolicyName=SECRETS_POLICY_NAME,
+        PolicyDocument=json.dumps(secrets_policy(spec, execution_role_arn)),
+    )
 
 
 def user_data(ecs_name: str) -> str:
@@ -520,6 +546,8 @@ def scale_instances(spec: ClusterSpec) -> list[str]:
             Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200},
         )
         changes.append(f"instance type changed to {spec.instance_type}; instance refresh started")
+    if "execution_role_arn" in spec.resources:
+        _scope_secrets(spec, spec.resources["execution_role_arn"])
     return changes
 
 

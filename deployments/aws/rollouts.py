@@ -15,6 +15,8 @@ from deployments.aws.clients import AccountAccess, client
 
 DESCRIBE_BATCH = 10  # DescribeServices takes at most 10 services
 DESCRIBE_TASKS_BATCH = 100  # DescribeTasks takes at most 100 tasks
+# How ECS words the stop of a task a rolling update or a scale-in no longer needed.
+SCALED_IN = "Scaling activity initiated by"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,28 @@ def healthy_tasks(
                 and task.get("healthStatus", "UNKNOWN") in healthy
             )
     return count
+
+
+def last_stop_reason(access: AccountAccess, cluster: str, deployment_id: str) -> str:
+    """Why the ECS deployment's latest stopped task stopped ("" if none stopped but by scaling).
+    ECS says it on the task only — its service events say "tasks failed to start" — and keeps
+    stopped tasks for about an hour; one page of them (100) tells why."""
+    ecs = client(access, "ecs")
+    # ECS sets a service task's startedBy to its deployment's id.
+    arns = ecs.list_tasks(cluster=cluster, startedBy=deployment_id, desiredStatus="STOPPED")[
+        "taskArns"
+    ]
+    if not arns:
+        return ""
+    failed = [
+        task
+        for task in ecs.describe_tasks(cluster=cluster, tasks=arns[:DESCRIBE_TASKS_BATCH])["tasks"]
+        if task.get("stoppedReason") and not task["stoppedReason"].startswith(SCALED_IN)
+    ]
+    if not failed:
+        return ""
+    latest = max(failed, key=lambda task: task.get("stoppedAt") or task["createdAt"])
+    return str(latest["stoppedReason"])
 
 
 @dataclass(frozen=True)

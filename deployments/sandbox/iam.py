@@ -146,6 +146,21 @@ def _principal_trusted(statement: dict[str, Any], caller: str) -> bool:
     return False
 
 
+def service_may_assume(role_arn: str, service: str) -> bool:
+    """The role exists and its trust policy lets `service` (ecs-tasks.amazonaws.com) assume it."""
+    try:
+        role = iam_backends[role_arn.split(":")[4]]["aws"].get_role_by_arn(role_arn)
+    except Exception:
+        return False
+    trust = _document(role.assume_role_policy_document)
+    return any(
+        statement.get("Effect") == "Allow"
+        and service in _listed((statement.get("Principal") or {}).get("Service", []))
+        and "sts:AssumeRole" in _listed(statement.get("Action", []))
+        for statement in _listed(trust.get("Statement", []))
+    )
+
+
 # Who is calling
 
 

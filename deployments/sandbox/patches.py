@@ -24,6 +24,7 @@ from deployments.sandbox import (
     ecs_services,
     iam,
     propagation,
+    secrets,
     service_roles,
     shutdown,
 )
@@ -48,6 +49,7 @@ def apply() -> None:
         propagation.apply()
         dependencies.apply()
         shutdown.apply()
+        secrets.apply()
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()

@@ -16,7 +16,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import ContainerInstance, EC2ContainerServiceBackend, Service, Task
 
-from deployments.sandbox import agent, autoscaling, patches, placement, shutdown, tasks
+from deployments.sandbox import agent, autoscaling, patches, placement, secrets, shutdown, tasks
 from deployments.sandbox.ecs_services import (
     add_event,
     deployment_configuration,
@@ -107,7 +107,8 @@ class ServiceScheduler:
     # Task lifecycle
 
     def progress_tasks(self) -> None:
-        """PENDING → RUNNING after 1-3 ticks; tasks of a bad image fail on the way."""
+        """PENDING → RUNNING after 1-3 ticks; tasks whose secrets cannot be fetched, or of a bad
+        image, fail on the way."""
         for task in self.live_tasks():
             sim = self.state.tasks.get(task.task_arn)
             if sim is None:
@@ -122,7 +123,12 @@ class ServiceScheduler:
             sim.ticks_to_start -= 1
             if sim.ticks_to_start > 0:
                 continue
-            if sim.fate == tasks.CRASHLOOP:
+            definition = self.backend.describe_task_definition(task.task_definition_arn)
+            secrets_failure = secrets.retrieval_failure(task, definition)
+            if secrets_failure:
+                tasks.stop_task(self.backend, task, secrets_failure, "TaskFailedToStart")
+                self.count_failure(sim.deployment_id)
+            elif sim.fate == tasks.CRASHLOOP:
                 tasks.stop_task(
                     self.backend,
                     task,
@@ -134,7 +140,6 @@ class ServiceScheduler:
             elif sim.fate == tasks.UNHEALTHY:
                 tasks.mark_running(task, "UNHEALTHY")
             else:
-                definition = self.backend.describe_task_definition(task.task_definition_arn)
                 tasks.mark_running(task, tasks.container_health_status(definition))
                 self.prove(sim.deployment_id)
 

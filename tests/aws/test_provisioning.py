@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -50,6 +51,7 @@ def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
         min_instances=2,
         desired_instances=2,
         max_instances=4,
+        secrets_path="/tinystacks/acme",
     )
 
 
@@ -132,6 +134,52 @@ def test_launch_template_joins_the_ecs_cluster_with_imdsv2() -> None:
     assert f"ECS_CLUSTER={spec.ecs_name}" in base64.b64decode(data["UserData"]).decode()
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["ImageId"].startswith("ami-")
+
+
+def secrets_readable_by(spec: ClusterSpec) -> Any:
+    """What the execution role's secrets policy lets it read, as IAM holds it."""
+    document = boto3.client("iam").get_role_policy(
+        RoleName=spec.name("execution"), PolicyName=provisioning.SECRETS_POLICY_NAME
+    )["PolicyDocument"]
+    [read] = [s for s in document["Statement"] if s["Action"] == ["ssm:GetParameters"]]
+    return read["Resource"]
+
+
+def test_the_execution_role_reads_only_its_teams_parameters_in_its_region() -> None:
+    spec = new_spec()
+
+    provision(spec)
+
+    account = spec.resources["execution_role_arn"].split(":")[4]
+    assert secrets_readable_by(spec) == (
+        f"arn:aws:ssm:{REGION}:{account}:parameter/tinystacks/acme/*"
+    )
+
+
+def test_a_cluster_provisioned_with_the_account_wide_policy_is_narrowed_on_resize() -> None:
+    spec = new_spec()
+    provision(spec)
+    boto3.client("iam").put_role_policy(  # what earlier versions wrote
+        RoleName=spec.name("execution"),
+        PolicyName=provisioning.SECRETS_POLICY_NAME,
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": ["ssm:GetParameters"],
+                        "Resource": "arn:aws:ssm:*:*:parameter/tinystacks/*",
+                    }
+                ],
+            }
+        ),
+    )
+
+    provisioning.scale_instances(spec)
+
+    assert secrets_readable_by(spec).endswith(":parameter/tinystacks/acme/*")
+    assert secrets_readable_by(spec).startswith(f"arn:aws:ssm:{REGION}:")
 
 
 def test_running_every_step_again_creates_nothing_new() -> None:

@@ -60,6 +60,10 @@ class Clients:
     def iam(self) -> Any:
         return self._client("iam")
 
+    @cached_property
+    def ssm(self) -> Any:
+        return self._client("ssm")
+
 
 @dataclass
 class SandboxCluster:
