@@ -16,7 +16,15 @@ from typing import Any
 from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException, InvalidParameterException
-from moto.ecs.models import Cluster, EC2ContainerServiceBackend, Service, Task, TaskDefinition
+from moto.ecs.models import (
+    Cluster,
+    ContainerInstance,
+    ContainerInstanceFailure,
+    EC2ContainerServiceBackend,
+    Service,
+    Task,
+    TaskDefinition,
+)
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from deployments.sandbox import (
@@ -28,7 +36,7 @@ from deployments.sandbox import (
     service_roles,
 )
 from deployments.sandbox.state import state_of
-from deployments.sandbox.tasks import hold_resources
+from deployments.sandbox.tasks import hold_resources, stop_pending_service_tasks
 
 _applied = False
 _lock = threading.Lock()
@@ -55,6 +63,7 @@ def apply() -> None:
         _patch_list_task_definitions()
         _patch_list_container_instances()
         _patch_deregister_container_instance()
+        _patch_update_container_instances_state()
         _patch_auto_scaling_groups()
         service_roles.apply()  # after CreateService's patch, which it wraps
         _applied = True
@@ -350,6 +359,26 @@ def _patch_deregister_container_instance() -> None:
         return original(self, cluster_str, container_instance_str, force)
 
     EC2ContainerServiceBackend.deregister_container_instance = deregister_container_instance  # type: ignore[method-assign]
+
+
+def _patch_update_container_instances_state() -> None:
+    """moto only changes the status; ECS stops a draining instance's PENDING service tasks at once
+    (the simulator's scheduler replaces its RUNNING ones)."""
+    original = EC2ContainerServiceBackend.update_container_instances_state
+
+    def update_container_instances_state(
+        self: EC2ContainerServiceBackend,
+        cluster_str: str,
+        list_container_instance_ids: list[str],
+        status: str,
+    ) -> tuple[list[ContainerInstance], list[ContainerInstanceFailure]]:
+        instances, failures = original(self, cluster_str, list_container_instance_ids, status)
+        for instance in instances:
+            if instance.status == "DRAINING":
+                stop_pending_service_tasks(self, instance)
+        return instances, failures
+
+    EC2ContainerServiceBackend.update_container_instances_state = update_container_instances_state  # type: ignore[method-assign]
 
 
 def _token_arn(token: str) -> str:

@@ -34,6 +34,11 @@ FAILED_HEALTH_CHECKS = "Task failed container health checks"
 STOPPED_TASK_RETENTION_SECONDS = 3600  # ECS shows stopped tasks for about an hour
 
 
+def draining_reason(service_name: str) -> str:
+    """The stop reason of a service task moved off a DRAINING container instance."""
+    return f"Service {service_name}: container instance is in DRAINING state"
+
+
 def fate(task_definition: TaskDefinition) -> str:
     containers: list[dict[str, Any]] = task_definition.container_definitions
     for container in containers:
@@ -172,6 +177,21 @@ def stop_task(
     state = state_of(backend)
     state.tasks.pop(task.task_arn, None)
     state.stopped_at[task.task_arn] = state.clock
+
+
+def stop_pending_service_tasks(
+    backend: EC2ContainerServiceBackend, instance: ContainerInstance
+) -> None:
+    """Draining: ECS stops the instance's PENDING service tasks at once (the service scheduler
+    replaces its RUNNING ones within the deployment configuration)."""
+    for task in list(backend.tasks.get(instance.cluster_name, {}).values()):
+        if (
+            task.container_instance_arn == instance.container_instance_arn
+            and task.group.startswith("service:")
+            and task.desired_status == "RUNNING"
+            and is_pending(task)
+        ):
+            stop_task(backend, task, draining_reason(task.group.removeprefix("service:")))
 
 
 def forget_old_stopped_tasks(backend: EC2ContainerServiceBackend, state: SandboxState) -> None:
