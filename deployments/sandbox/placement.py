@@ -75,7 +75,10 @@ def network_bindings(
         return [[] for _ in containers]
     host_mode = task_definition.network_mode == "host"
     static = {
-        str(m["containerPort"] if host_mode else m.get("hostPort")) for c in mappings for m in c
+        str(port)
+        for c in mappings
+        for m in c
+        if (port := m["containerPort"] if host_mode else m.get("hostPort"))
     }
     taken = set(remaining(instance, "PORTS")) | static
     free = (port for port in EPHEMERAL_PORTS if str(port) not in taken)
