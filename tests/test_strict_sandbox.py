@@ -172,8 +172,8 @@ def called() -> Iterator[set[str]]:
 def test_every_flow_passes_and_every_action_called_is_in_the_published_policy(
     team: Team, sandbox: Sandbox, rq_redis: redis.Redis, called: set[str]
 ) -> None:
-    """Connect, provision, resize, deploy, config, secrets, rollback, autoscaling, delete the app
-    and the cluster — all as the customer role; nothing left behind."""
+    """Connect, provision, resize up and down, deploy, config, secrets, rollback, autoscaling,
+    delete the app and the cluster — all as the customer role; nothing left behind."""
     account = connected(team)
     cluster = wait_for_in_process(
         cluster_create(team=team, actor=None, account=account, name="main", max_instances=6)
@@ -183,6 +183,10 @@ def test_every_flow_passes_and_every_action_called_is_in_the_published_policy(
         cluster_scale(cluster=cluster, actor=None, min_instances=2, desired_instances=3,
                       max_instances=6)
     )  # fmt: skip
+    assert cluster.status == Cluster.Status.READY, cluster.status_reason
+    cluster = wait_for_in_process(
+        cluster_scale(cluster=cluster, actor=None, desired_instances=2)
+    )  # back down: the surplus instance is drained first
     assert cluster.status == Cluster.Status.READY, cluster.status_reason
     app = app_create(team=team, actor=None, cluster=cluster, name="web")
     outcomes = [follow(deployment_start(app=app, actor=None, image="nginx:1.27")).status]
@@ -210,7 +214,10 @@ def test_every_flow_passes_and_every_action_called_is_in_the_published_policy(
     # AssumeRole is the dashboard's own call; GetCallerIdentity needs no permission in AWS.
     called -= {"sts:AssumeRole", "sts:GetCallerIdentity"}
     assert {action for action in called if not published_actions_match(action)} == set()
-    assert {"ecs:CreateService", "iam:CreateRole", "ssm:PutParameter"} <= called
+    assert {
+        "ecs:CreateService", "ecs:UpdateContainerInstancesState", "iam:CreateRole",
+        "ssm:PutParameter",
+    } <= called  # fmt: skip
 
 
 SERVICE_LINKED_ROLES = {

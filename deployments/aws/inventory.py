@@ -38,22 +38,34 @@ class ZoneCapacity:
 
 def read(access: AccountAccess, cluster: str) -> list[ZoneCapacity]:
     """The cluster's container instances (every state but INACTIVE), per zone, zones sorted."""
+    by_zone: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for instance in container_instances(access, cluster):
+        by_zone[zone_of(instance)].append(instance)
+    return [_zone(zone, by_zone[zone]) for zone in sorted(by_zone)]
+
+
+def container_instances(access: AccountAccess, cluster: str) -> list[dict[str, Any]]:
+    """The cluster's container instances in every state but INACTIVE, as ECS describes them."""
     ecs = client(access, "ecs")
     pages = ecs.get_paginator("list_container_instances").paginate(
         cluster=cluster, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
     )
     arns = [arn for page in pages for arn in page["containerInstanceArns"]]
-    instances = [
+    return [
         instance
         for batch in batched(arns, DESCRIBE_BATCH)
         for instance in ecs.describe_container_instances(
             cluster=cluster, containerInstances=list(batch)
         )["containerInstances"]
     ]
-    by_zone: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for instance in instances:
-        by_zone[_attribute(instance, ZONE_ATTRIBUTE)].append(instance)
-    return [_zone(zone, by_zone[zone]) for zone in sorted(by_zone)]
+
+
+def zone_of(instance: dict[str, Any]) -> str:
+    """The instance's availability zone; "" when it has none (no EC2 instance lacks its zone)."""
+    return next(
+        (a.get("value", "") for a in instance.get("attributes", []) if a["name"] == ZONE_ATTRIBUTE),
+        "",
+    )
 
 
 def _zone(zone: str, instances: list[dict[str, Any]]) -> ZoneCapacity:
@@ -72,13 +84,6 @@ def _zone(zone: str, instances: list[dict[str, Any]]) -> ZoneCapacity:
         memory_remaining=total("remainingResources", "MEMORY"),
         running_tasks=sum(instance.get("runningTasksCount", 0) for instance in instances),
         pending_tasks=sum(instance.get("pendingTasksCount", 0) for instance in instances),
-    )
-
-
-def _attribute(instance: dict[str, Any], name: str) -> str:
-    """An attribute's value; "" when the instance has none (no EC2 instance lacks its zone)."""
-    return next(
-        (a.get("value", "") for a in instance.get("attributes", []) if a["name"] == name), ""
     )
 
 

@@ -71,7 +71,7 @@ STATEMENTS: list[dict[str, Any]] = [
             "ecs:Describe*", "ecs:List*",
             "ecs:CreateCluster", "ecs:DeleteCluster", "ecs:PutClusterCapacityProviders",
             "ecs:CreateCapacityProvider", "ecs:DeleteCapacityProvider",
-            "ecs:DeregisterContainerInstance",
+            "ecs:DeregisterContainerInstance", "ecs:UpdateContainerInstancesState",
             "ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition",
             "ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService",
             "ecs:TagResource",

@@ -12,14 +12,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import batched
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deployments.aws import ownership
+from deployments.aws import inventory, ownership
 from deployments.aws.clients import AccountAccess, client
 from deployments.aws.permissions import SERVICE_LINKED_ROLES
 
@@ -34,6 +36,7 @@ SECRETS_POLICY_NAME = "tinystacks-read-secrets"
 MAX_AZS = 3
 VPC_QUOTA_CODE = "L-F678F1CE"  # Amazon VPC: VPCs per Region
 ECS_RESERVED_MEMORY_MIB = 256
+STATE_UPDATE_BATCH = 10  # UpdateContainerInstancesState takes at most 10 instances
 
 
 class StepPending(Exception):
@@ -461,14 +464,18 @@ def step_instances_requested(spec: ClusterSpec) -> dict[str, Any]:
     return {"desired_instances_applied": spec.desired_instances}
 
 
+def _desired_count(spec: ClusterSpec, group: dict[str, Any], *, set_desired: bool) -> int:
+    """The group's desired count: the spec's when `set_desired`, else the group's as managed
+    scaling left it, within the spec's bounds either way."""
+    desired = spec.desired_instances if set_desired else group["DesiredCapacity"]
+    return int(min(max(desired, spec.min_instances), spec.max_instances))
+
+
 def _update_group_counts(spec: ClusterSpec, group: dict[str, Any], *, set_desired: bool) -> bool:
     """Bring the group's min and max to the spec's; its desired count too when `set_desired` or
     when the new bounds exclude it. Managed scaling moves the desired count between the bounds
     as tasks need, so it is not reset otherwise. Returns whether anything changed."""
-    desired = group["DesiredCapacity"]
-    if set_desired:
-        desired = spec.desired_instances
-    desired = min(max(desired, spec.min_instances), spec.max_instances)
+    desired = _desired_count(spec, group, set_desired=set_desired)
     counts = (spec.min_instances, desired, spec.max_instances)
     if (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) == counts:
         return False
@@ -523,6 +530,7 @@ def scale_instances(spec: ClusterSpec) -> list[str]:
         raise StepPending("the cluster has no Auto Scaling group yet")
     changes = []
     asked = spec.desired_instances != spec.resources.get("desired_instances_applied")
+    changes += _drain_surplus(spec, keep=_desired_count(spec, group, set_desired=asked))
     if _update_group_counts(spec, group, set_desired=asked):
         changes.append(
             f"instances min/max set to {spec.min_instances}/{spec.max_instances}"
@@ -548,6 +556,36 @@ def scale_instances(spec: ClusterSpec) -> list[str]:
         changes.append(f"instance type changed to {spec.instance_type}; instance refresh started")
     if "execution_role_arn" in spec.resources:
         _scope_secrets(spec, spec.resources["execution_role_arn"])
+    return changes
+
+
+def _drain_surplus(spec: ClusterSpec, *, keep: int) -> list[str]:
+    """Drain the container instances beyond `keep` before the group shrinks, so that their tasks
+    move to the instances kept first; set ACTIVE again those kept that were draining (a resize
+    back up). With managed termination protection ECS lets only idle instances go, so the idlest
+    are drained (from the AZ with the most instances among equals): they are the ones to go.
+    Returns what changed."""
+    instances = inventory.container_instances(spec.access, spec.ecs_name)
+    per_zone = Counter(inventory.zone_of(instance) for instance in instances)
+    idlest_first = sorted(
+        instances,
+        key=lambda i: (
+            i["runningTasksCount"] + i["pendingTasksCount"],
+            -per_zone[inventory.zone_of(i)],
+            i["ec2InstanceId"],
+        ),
+    )
+    cut = max(0, len(instances) - keep)
+    leaving, kept = idlest_first[:cut], idlest_first[cut:]
+    changes = []
+    for status, instances_to_set in (("DRAINING", leaving), ("ACTIVE", kept)):
+        arns = [i["containerInstanceArn"] for i in instances_to_set if i["status"] != status]
+        for batch in batched(arns, STATE_UPDATE_BATCH):
+            spec.client("ecs").update_container_instances_state(
+                cluster=spec.ecs_name, containerInstances=list(batch), status=status
+            )
+        if arns:
+            changes.append(f"{len(arns)} container instances set {status}")
     return changes
 
 

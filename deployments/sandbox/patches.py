@@ -16,19 +16,29 @@ from typing import Any
 from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 from moto.core.responses import ActionResult
 from moto.ecs.exceptions import ECSException, InvalidParameterException
-from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
+from moto.ecs.models import (
+    Cluster,
+    ContainerInstance,
+    ContainerInstanceFailure,
+    EC2ContainerServiceBackend,
+    Service,
+    Task,
+    TaskDefinition,
+)
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from deployments.sandbox import (
     dependencies,
     ecs_services,
     iam,
+    placement,
     propagation,
     secrets,
     service_roles,
     shutdown,
 )
 from deployments.sandbox.state import state_of
+from deployments.sandbox.tasks import hold_resources, stop_pending_service_tasks
 
 _applied = False
 _lock = threading.Lock()
@@ -53,9 +63,11 @@ def apply() -> None:
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()
+        _patch_run_task()
         _patch_list_task_definitions()
         _patch_list_container_instances()
         _patch_deregister_container_instance()
+        _patch_update_container_instances_state()
         _patch_auto_scaling_groups()
         service_roles.apply()  # after CreateService's patch, which it wraps
         _applied = True
@@ -184,8 +196,9 @@ def _patch_tasks() -> None:
 
 
 def task_requirements(task_definition: TaskDefinition) -> dict[str, Any]:
-    """What a task reserves on its instance: task-level cpu/memory win over the containers' sum,
-    and a hostPort of 0 (or none) in bridge mode is a dynamic port, so it reserves nothing."""
+    """What a task needs free on an instance: task-level cpu/memory win over the containers' sum,
+    and a hostPort of 0 (or none) in bridge mode is a dynamic port, chosen only once the task is
+    placed (`placement.network_bindings`), so it needs no particular port free."""
     containers: list[dict[str, Any]] = task_definition.container_definitions
     cpu = _units(task_definition.cpu) or sum(int(c.get("cpu") or 0) for c in containers)
     memory = _units(task_definition.memory) or sum(
@@ -199,6 +212,51 @@ def task_requirements(task_definition: TaskDefinition) -> dict[str, Any]:
     else:
         ports = [mapping["hostPort"] for mapping in mappings if mapping.get("hostPort")]
     return {"CPU": cpu, "MEMORY": memory, "PORTS": ports, "PORTS_UDP": []}
+
+
+def _patch_run_task() -> None:
+    """moto's RunTask places tasks first-fit within each ACTIVE instance's resources, but answers a
+    cluster without instances with a bare exception (a 500), binds no dynamic host port and
+    reports no failures for the tasks that did not fit. ECS refuses the first, reports the ports
+    in networkBindings, and lists each instance with the resource it lacked (RESOURCE:MEMORY)."""
+    original = EC2ContainerServiceResponse.run_task
+
+    def run_task(self: EC2ContainerServiceResponse) -> ActionResult:
+        backend = self.ecs_backend
+        cluster = backend._get_cluster(self._get_param("cluster", "default"))
+        if _runs_on_fargate(self, cluster):
+            return original(self)
+        instances = backend.container_instances.get(cluster.name, {})
+        active = [instance for instance in instances.values() if instance.status == "ACTIVE"]
+        if not active:
+            raise InvalidParameterException("No Container Instances were found in your cluster.")
+        definition = backend.describe_task_definition(self._get_param("taskDefinition"))
+        requirements = backend._calculate_task_resource_requirements(definition)
+        placed: list[Task] = original(self).result["tasks"]  # type: ignore[index]
+        for task in placed:
+            instance = instances[(task.container_instance_arn or "").split("/")[-1]]
+            # moto reserved the task's resources without its dynamic ports: reserve them again.
+            backend.update_container_instance_resources(instance, requirements, removing=True)
+            hold_resources(backend, task, definition, instance)
+        failures = []
+        if len(placed) < self._get_int_param("count", 1):
+            failures = placement.run_task_failures(active, requirements)
+        return ActionResult({"tasks": placed, "failures": failures})
+
+    EC2ContainerServiceResponse.run_task = run_task  # type: ignore[method-assign]
+
+
+def _runs_on_fargate(response: EC2ContainerServiceResponse, cluster: Cluster) -> bool:
+    """As moto decides it: the launch type, else the strategy's (or cluster default's) first
+    capacity provider."""
+    strategy: list[dict[str, Any]] = (
+        response._get_param("capacityProviderStrategy")
+        or cluster.default_capacity_provider_strategy
+        or []
+    )
+    if launch_type := response._get_param("launchType"):
+        return bool(launch_type == "FARGATE")
+    return bool(strategy) and strategy[0]["capacityProvider"] in ("FARGATE", "FARGATE_SPOT")
 
 
 def _units(value: str | None) -> int:
@@ -305,6 +363,26 @@ def _patch_deregister_container_instance() -> None:
         return original(self, cluster_str, container_instance_str, force)
 
     EC2ContainerServiceBackend.deregister_container_instance = deregister_container_instance  # type: ignore[method-assign]
+
+
+def _patch_update_container_instances_state() -> None:
+    """moto only changes the status; ECS stops a draining instance's PENDING service tasks at once
+    (the simulator's scheduler replaces its RUNNING ones)."""
+    original = EC2ContainerServiceBackend.update_container_instances_state
+
+    def update_container_instances_state(
+        self: EC2ContainerServiceBackend,
+        cluster_str: str,
+        list_container_instance_ids: list[str],
+        status: str,
+    ) -> tuple[list[ContainerInstance], list[ContainerInstanceFailure]]:
+        instances, failures = original(self, cluster_str, list_container_instance_ids, status)
+        for instance in instances:
+            if instance.status == "DRAINING":
+                stop_pending_service_tasks(self, instance)
+        return instances, failures
+
+    EC2ContainerServiceBackend.update_container_instances_state = update_container_instances_state  # type: ignore[method-assign]
 
 
 def _token_arn(token: str) -> str:

@@ -2,7 +2,8 @@
 
 moto places tasks on the first instance that fits; ECS filters the ACTIVE container instances by
 CPU, memory and ports, then applies the placement strategies in order (spread, binpack, random),
-each one narrowing the candidates the next one chooses among.
+each one narrowing the candidates the next one chooses among. A placed task's dynamic host ports
+are chosen on its instance (`network_bindings`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ import random
 from collections import Counter
 from typing import Any
 
-from moto.ecs.models import ContainerInstance, Task
+from moto.ecs.models import ContainerInstance, Task, TaskDefinition
 
 TROUBLESHOOTING = (
     "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
 )
+# What an instance lacks, as the service event words it; RunTask's failures say RESOURCE:<key>.
+SHORTFALLS = {
+    "CPU": "has insufficient CPU units available",
+    "MEMORY": "has insufficient memory available",
+    "PORTS": "is already using a port required by your task",
+}
+# The ECS agent's dynamic host ports on Linux (the kernel's ip_local_port_range).
+EPHEMERAL_PORTS = range(32768, 61000)
 
 
 class NoPlacement(Exception):
@@ -32,14 +41,61 @@ def remaining(instance: ContainerInstance, resource: str) -> Any:
 
 
 def shortfall(instance: ContainerInstance, requirements: dict[str, Any]) -> str | None:
-    """Why the task does not fit on this instance, worded as ECS words it, or None if it fits."""
+    """The resource (a key of SHORTFALLS) this instance lacks for the task, or None if it fits."""
     if requirements["CPU"] > remaining(instance, "CPU"):
-        return "has insufficient CPU units available"
+        return "CPU"
     if requirements["MEMORY"] > remaining(instance, "MEMORY"):
-        return "has insufficient memory available"
+        return "MEMORY"
     if any(str(port) in remaining(instance, "PORTS") for port in requirements["PORTS"]):
-        return "is already using a port required by your task"
+        return "PORTS"
     return None
+
+
+def run_task_failures(
+    instances: list[ContainerInstance], requirements: dict[str, Any]
+) -> list[dict[str, str]]:
+    """RunTask's `failures` when not every task was placed: each ACTIVE instance and what it
+    lacks for one more."""
+    return [
+        {"arn": instance.container_instance_arn, "reason": f"RESOURCE:{lacking}"}
+        for instance in instances
+        if instance.status == "ACTIVE" and (lacking := shortfall(instance, requirements))
+    ]
+
+
+def network_bindings(
+    task_definition: TaskDefinition, instance: ContainerInstance
+) -> list[list[dict[str, Any]]]:
+    """Each container's networkBindings on `instance`. A static host port is reported as given; a
+    dynamic one (bridge mode, hostPort 0 or none) is the lowest port of the ephemeral range that
+    neither the instance's live tasks nor this task hold. awsvpc tasks bind no host port."""
+    containers: list[dict[str, Any]] = task_definition.container_definitions
+    mappings = [c.get("portMappings") or [] for c in containers]
+    if task_definition.network_mode == "awsvpc":
+        return [[] for _ in containers]
+    host_mode = task_definition.network_mode == "host"
+    static = {
+        str(port)
+        for c in mappings
+        for m in c
+        if (port := m["containerPort"] if host_mode else m.get("hostPort"))
+    }
+    taken = set(remaining(instance, "PORTS")) | static
+    free = (port for port in EPHEMERAL_PORTS if str(port) not in taken)
+    return [
+        [
+            {
+                "bindIP": "0.0.0.0",
+                "containerPort": mapping["containerPort"],
+                "hostPort": mapping["containerPort"]
+                if host_mode
+                else mapping.get("hostPort") or next(free),
+                "protocol": mapping.get("protocol", "tcp"),
+            }
+            for mapping in container_mappings
+        ]
+        for container_mappings in mappings
+    ]
 
 
 def choose_instance(
@@ -61,10 +117,12 @@ def choose_instance(
     candidates = [instance for instance in active if shortfall(instance, requirements) is None]
     if not candidates:
         closest = max(active, key=lambda instance: remaining(instance, "MEMORY"))
+        lacking = shortfall(closest, requirements)
+        assert lacking is not None  # no instance is a candidate
         raise NoPlacement(
             "was unable to place a task because no container instance met all of its "
             f"requirements. The closest matching container-instance {closest.id} "
-            f"{shortfall(closest, requirements)}. {TROUBLESHOOTING}"
+            f"{SHORTFALLS[lacking]}. {TROUBLESHOOTING}"
         )
     by_arn = {instance.container_instance_arn: instance for instance in active}
     hosts = [

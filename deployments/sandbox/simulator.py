@@ -71,6 +71,11 @@ class ServiceScheduler:
         self.sim: ServiceSim = state.service(service.arn)
         self.rng = rng
         self.config = deployment_configuration(service)
+        self.draining = {
+            instance.container_instance_arn
+            for instance in backend.container_instances.get(service.cluster_name, {}).values()
+            if instance.status == "DRAINING"
+        }
 
     def step(self) -> None:
         if self.service.status == "INACTIVE" or not self.service.deployments:
@@ -100,6 +105,11 @@ class ServiceScheduler:
             for task in self.backend.tasks.get(self.service.cluster_name, {}).values()
             if task.group == group and task.desired_status == "RUNNING"
         ]
+
+    def to_replace(self, task: Task) -> bool:
+        """A task that stops once its replacement runs: one of an older deployment, or one on a
+        DRAINING container instance."""
+        return task.started_by != self.primary["id"] or task.container_instance_arn in self.draining
 
     def deployment(self, deployment_id: str) -> dict[str, Any] | None:
         return next((d for d in self.service.deployments if d["id"] == deployment_id), None)
@@ -186,17 +196,18 @@ class ServiceScheduler:
 
     def scale_in(self) -> None:
         """More PRIMARY tasks than desired (desiredCount went down): stop the surplus."""
-        primary_tasks = [t for t in self.live_tasks() if t.started_by == self.primary["id"]]
+        primary_tasks = [t for t in self.live_tasks() if not self.to_replace(t)]
         surplus = len(primary_tasks) - self.service.desired_count
         if surplus > 0:
             self.stop(_stopping_order(primary_tasks)[:surplus])
 
     def stop_old_tasks(self) -> None:
-        """Drain older deployments, keeping minimumHealthyPercent of desired healthy (round up)."""
+        """Stop the tasks to replace (older deployments', draining instances'), keeping
+        minimumHealthyPercent of desired healthy (round up)."""
         if self.primary["rolloutState"] == "FAILED":
             return  # a FAILED deployment without rollback launches nothing and replaces nothing
         live = self.live_tasks()
-        old = [task for task in live if task.started_by != self.primary["id"]]
+        old = [task for task in live if self.to_replace(task)]
         minimum = math.ceil(self.service.desired_count * self.config["minimumHealthyPercent"] / 100)
         healthy = sum(1 for task in live if tasks.is_healthy(task))
         to_stop = []
@@ -216,7 +227,7 @@ class ServiceScheduler:
             return
         live = self.live_tasks()
         ceiling = math.floor(self.service.desired_count * self.config["maximumPercent"] / 100)
-        missing = self.service.desired_count - sum(1 for t in live if t.started_by == primary["id"])
+        missing = self.service.desired_count - sum(1 for t in live if not self.to_replace(t))
         cluster = self.backend.clusters[self.service.cluster_name]
         definition = self.backend.describe_task_definition(primary["taskDefinition"])
         requirements = self.backend._calculate_task_resource_requirements(definition)
@@ -250,8 +261,10 @@ class ServiceScheduler:
     def stop(self, to_stop: list[Task]) -> None:
         if not to_stop:
             return
-        reason = f"Scaling activity initiated by (deployment {self.primary['id']})"
+        scaling = f"Scaling activity initiated by (deployment {self.primary['id']})"
         for task in to_stop:
+            drained = task.container_instance_arn in self.draining
+            reason = tasks.draining_reason(self.service.name) if drained else scaling
             tasks.stop_task(self.backend, task, reason)
         add_event(self.service, f"has stopped {len(to_stop)} running tasks: {_task_list(to_stop)}.")
 

@@ -13,6 +13,7 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import (
     Cluster,
+    Container,
     ContainerInstance,
     EC2ContainerServiceBackend,
     Service,
@@ -21,6 +22,7 @@ from moto.ecs.models import (
 )
 from moto.moto_api._internal import mock_random
 
+from deployments.sandbox import placement
 from deployments.sandbox.ecs_services import capacity_provider_strategy, set_fields
 from deployments.sandbox.state import SandboxState, TaskSim, state_of
 
@@ -30,6 +32,11 @@ UNHEALTHY = "unhealthy"  # the task runs but fails its container health check
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 FAILED_HEALTH_CHECKS = "Task failed container health checks"
 STOPPED_TASK_RETENTION_SECONDS = 3600  # ECS shows stopped tasks for about an hour
+
+
+def draining_reason(service_name: str) -> str:
+    """The stop reason of a service task moved off a DRAINING container instance."""
+    return f"Service {service_name}: container instance is in DRAINING state"
 
 
 def fate(task_definition: TaskDefinition) -> str:
@@ -66,13 +73,12 @@ def start_task(
     instance: ContainerInstance,
     rng: random.Random,
 ) -> Task:
-    requirements = backend._calculate_task_resource_requirements(task_definition)
     strategy = capacity_provider_strategy(service)
     task = Task(
         cluster,
         task_definition,
         instance.container_instance_arn,
-        requirements,
+        None,  # hold_resources sets them once the task's ports are chosen
         backend=backend,
         group=f"service:{service.name}",
         launch_type=service.launch_type or "",
@@ -92,11 +98,50 @@ def start_task(
         health_status="UNKNOWN",
     )
     backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
-    backend.update_container_instance_resources(instance, requirements)
+    hold_resources(backend, task, task_definition, instance)
     state_of(backend).tasks[task.task_arn] = TaskSim(
         deployment_id=deployment_id, fate=fate(task_definition), ticks_to_start=rng.randint(1, 3)
     )
     return task
+
+
+def hold_resources(
+    backend: EC2ContainerServiceBackend,
+    task: Task,
+    task_definition: TaskDefinition,
+    instance: ContainerInstance,
+) -> None:
+    """Reserve the task's CPU, memory and host ports on its instance, its dynamic ports chosen
+    now and reported as its containers' networkBindings; `stop_task` gives them all back."""
+    bindings = placement.network_bindings(task_definition, instance)
+    requirements = {
+        **backend._calculate_task_resource_requirements(task_definition),
+        "PORTS": [binding["hostPort"] for container in bindings for binding in container],
+    }
+    task.resource_requirements = requirements
+    backend.update_container_instance_resources(instance, requirements)
+    task.containers = _containers(task, task_definition, bindings)
+
+
+def _containers(
+    task: Task, task_definition: TaskDefinition, bindings: list[list[dict[str, Any]]]
+) -> list[Container]:
+    """One container per container definition; moto makes one, from the first definition, and
+    gives it the task definition's ARN as its task's."""
+    containers = []
+    definitions: list[dict[str, Any]] = task_definition.container_definitions
+    for definition, container_bindings in zip(definitions, bindings, strict=True):
+        container = Container(task_definition)  # type: ignore[abstract]  # as moto makes them
+        container.task_arn = task.task_arn
+        container.name = definition.get("name")
+        container.image = definition.get("image")
+        container.cpu = definition.get("cpu", 0)
+        container.memory = definition.get("memory")
+        container.environment = definition.get("environment")
+        container.command = definition.get("command")
+        set_fields(container, network_bindings=container_bindings)
+        containers.append(container)
+    return containers
 
 
 def mark_running(task: Task, health_status: str) -> None:
@@ -132,6 +177,21 @@ def stop_task(
     state = state_of(backend)
     state.tasks.pop(task.task_arn, None)
     state.stopped_at[task.task_arn] = state.clock
+
+
+def stop_pending_service_tasks(
+    backend: EC2ContainerServiceBackend, instance: ContainerInstance
+) -> None:
+    """Draining: ECS stops the instance's PENDING service tasks at once (the service scheduler
+    replaces its RUNNING ones within the deployment configuration)."""
+    for task in list(backend.tasks.get(instance.cluster_name, {}).values()):
+        if (
+            task.container_instance_arn == instance.container_instance_arn
+            and task.group.startswith("service:")
+            and task.desired_status == "RUNNING"
+            and is_pending(task)
+        ):
+            stop_task(backend, task, draining_reason(task.group.removeprefix("service:")))
 
 
 def forget_old_stopped_tasks(backend: EC2ContainerServiceBackend, state: SandboxState) -> None:

@@ -300,3 +300,89 @@ def test_a_resource_under_our_name_without_our_tags_is_refused_and_left_alone(
     teardown(spec)
 
     assert still_there(kind, name)
+
+
+def provisioned_with_a_service(sim: Simulator, instances: int, tasks: int) -> ClusterSpec:
+    """A provisioned cluster whose instances have joined, running a service of `tasks` tasks
+    (spread across the instances) on its default capacity provider."""
+    spec = new_spec()
+    spec.desired_instances = instances
+    provision(spec)
+    sim.tick()  # the agents register the instances
+    ecs = boto3.client("ecs", region_name=REGION)
+    definition = ecs.register_task_definition(
+        family="web",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "web", "image": "nginx:1.27", "portMappings": [{"containerPort": 80}]}
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster=spec.ecs_name, serviceName="web", taskDefinition=definition, desiredCount=tasks
+    )
+    for _ in range(5):
+        sim.tick()
+    assert service_tasks(spec, "RUNNING") and len(service_tasks(spec, "RUNNING")) == tasks
+    return spec
+
+
+def service_tasks(spec: ClusterSpec, desired_status: str) -> list[dict[str, Any]]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arns = ecs.list_tasks(cluster=spec.ecs_name, serviceName="web", desiredStatus=desired_status)
+    if not arns["taskArns"]:
+        return []
+    tasks: list[dict[str, Any]] = ecs.describe_tasks(cluster=spec.ecs_name, tasks=arns["taskArns"])[
+        "tasks"
+    ]
+    return tasks
+
+
+def container_instance_states(spec: ClusterSpec) -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arns = ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]
+    described = ecs.describe_container_instances(cluster=spec.ecs_name, containerInstances=arns)
+    return sorted(instance["status"] for instance in described["containerInstances"])
+
+
+def test_a_resize_down_drains_the_instances_it_takes_away_so_their_tasks_move_first() -> None:
+    sim = Simulator(tick_seconds=60, seed=7)
+    spec = provisioned_with_a_service(sim, instances=3, tasks=3)
+
+    spec.desired_instances = 2
+    changes = provisioning.scale_instances(spec)
+    assert "1 container instances set DRAINING" in changes
+    for _ in range(10):
+        sim.tick()
+        running = [t for t in service_tasks(spec, "RUNNING") if t["lastStatus"] == "RUNNING"]
+        assert len(running) >= 3  # the service's minimumHealthyPercent (100) holds throughout
+
+    assert container_instance_states(spec) == ["ACTIVE", "ACTIVE"]
+    [moved] = service_tasks(spec, "STOPPED")
+    assert moved["stoppedReason"] == "Service web: container instance is in DRAINING state"
+    [group] = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
+        AutoScalingGroupNames=[spec.name("instances")]
+    )["AutoScalingGroups"]
+    assert (group["DesiredCapacity"], len(group["Instances"])) == (2, 2)
+
+
+def test_a_resize_drains_an_idle_instance_first_and_one_back_up_sets_it_active_again() -> None:
+    sim = Simulator(tick_seconds=60, seed=7)
+    spec = provisioned_with_a_service(sim, instances=3, tasks=2)
+    ecs = boto3.client("ecs", region_name=REGION)
+
+    def instances() -> list[dict[str, Any]]:
+        arns = ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]
+        described: list[dict[str, Any]] = ecs.describe_container_instances(
+            cluster=spec.ecs_name, containerInstances=arns
+        )["containerInstances"]
+        return described
+
+    spec.desired_instances = 2
+    provisioning.scale_instances(spec)
+    [draining] = [i for i in instances() if i["status"] == "DRAINING"]
+    assert draining["runningTasksCount"] == 0  # the idle one, which ECS lets go at once
+
+    spec.desired_instances = 3
+    provisioning.scale_instances(spec)
+    assert [i["status"] for i in instances()] == ["ACTIVE"] * 3
