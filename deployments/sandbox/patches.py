@@ -19,7 +19,14 @@ from moto.ecs.exceptions import ECSException, InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task, TaskDefinition
 from moto.ecs.responses import EC2ContainerServiceResponse
 
-from deployments.sandbox import dependencies, ecs_services, iam, propagation, service_roles
+from deployments.sandbox import (
+    capacity_providers,
+    dependencies,
+    ecs_services,
+    iam,
+    propagation,
+    service_roles,
+)
 from deployments.sandbox.state import state_of
 
 _applied = False
@@ -40,6 +47,7 @@ def apply() -> None:
         iam.apply()
         propagation.apply()
         dependencies.apply()
+        capacity_providers.apply()
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()

@@ -16,7 +16,14 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import ContainerInstance, EC2ContainerServiceBackend, Service, Task
 
-from deployments.sandbox import agent, autoscaling, patches, placement, tasks
+from deployments.sandbox import (
+    agent,
+    autoscaling,
+    capacity_providers,
+    patches,
+    placement,
+    tasks,
+)
 from deployments.sandbox.ecs_services import (
     add_event,
     deployment_configuration,
@@ -40,6 +47,7 @@ class Simulator:
         for backend in ecs_backends_in_use():
             state = state_of(backend)
             state.clock += self.tick_seconds
+            capacity_providers.finish_deletions(backend)
             agent.sync(backend)
             for service in list(backend.services.values()):
                 ServiceScheduler(backend, state, service, self.rng).step()

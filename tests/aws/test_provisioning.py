@@ -16,6 +16,7 @@ from deployments.aws import ownership, provisioning
 from deployments.aws.clients import AccountAccess
 from deployments.aws.provisioning import ClusterSpec
 from deployments.sandbox import patches, propagation
+from deployments.sandbox.simulator import Simulator
 
 REGION = "us-east-1"
 # The last step waits for instances to join ECS, which needs the sandbox's ECS agent.
@@ -52,17 +53,24 @@ def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
     )
 
 
-def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
-    """Run `steps` as the job would: a step that waits on AWS is run again once time has passed."""
+def run_steps(spec: ClusterSpec, steps: list[tuple[str, Any]]) -> None:
+    """Run `steps` as the job would: a step that waits on AWS is run again once time has passed
+    (for IAM's propagation, and a simulator tick for ECS)."""
+    simulator = Simulator(seed=7)
     for _, step in steps:
         for _ in range(10):
             try:
-                spec.resources.update(step(spec))
+                spec.resources.update(step(spec) or {})
                 break
             except provisioning.StepPending:
                 propagation.CLOCK.advance(jobs.STEP_RETRY_SECONDS)
+                simulator.tick()
         else:
             raise AssertionError(f"{step.__name__} still waits")
+
+
+def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
+    run_steps(spec, steps)
 
 
 def inventory(spec: ClusterSpec) -> dict[str, int]:
@@ -181,8 +189,7 @@ def is_live(arn: str) -> bool:
 
 
 def teardown(spec: ClusterSpec) -> None:
-    for _, step in provisioning.TEARDOWN_STEPS:
-        step(spec)
+    run_steps(spec, provisioning.TEARDOWN_STEPS)
 
 
 def test_teardown_leaves_nothing_tagged_behind() -> None:
@@ -199,10 +206,31 @@ def test_teardown_leaves_nothing_tagged_behind() -> None:
 def test_teardown_resumes_after_a_crash() -> None:
     spec = new_spec()
     provision(spec)
-    for _, step in provisioning.TEARDOWN_STEPS[:3]:  # the worker dies after three steps
-        step(spec)
+    run_steps(spec, provisioning.TEARDOWN_STEPS[:3])  # the worker dies after three steps
 
     teardown(spec)
+
+    assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
+
+
+def test_teardown_waits_while_a_service_still_uses_the_capacity_provider() -> None:
+    spec = new_spec()
+    provision(spec)
+    ecs = boto3.client("ecs", region_name=REGION)
+    definition = ecs.register_task_definition(
+        family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(  # on the cluster's default strategy: our capacity provider
+        cluster=spec.ecs_name, serviceName="web", taskDefinition=definition, desiredCount=0
+    )
+
+    with pytest.raises(provisioning.StepPending, match="capacity provider is in use"):
+        provisioning.teardown_capacity_provider(spec)
+    [cluster] = ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+    assert cluster["capacityProviders"] == [spec.name("capacity")]
+
+    ecs.delete_service(cluster=spec.ecs_name, service="web", force=True)
+    teardown(spec)  # the service drains on the next tick
 
     assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
 
