@@ -73,7 +73,7 @@ def _patch_put_cluster_capacity_providers() -> None:
     EC2ContainerServiceBackend.put_cluster_capacity_providers = put_cluster_capacity_providers  # type: ignore[method-assign]
 
 
-def _holding_cluster(
+def holding_cluster(
     backend: EC2ContainerServiceBackend, provider: CapacityProvider
 ) -> Cluster | None:
     return next(
@@ -92,7 +92,7 @@ def _patch_delete_capacity_provider() -> None:
         self: EC2ContainerServiceBackend, name_or_arn: str
     ) -> CapacityProvider:
         provider: CapacityProvider = self._get_provider(name_or_arn)  # type: ignore[assignment]  # as moto
-        cluster = _holding_cluster(self, provider)
+        cluster = holding_cluster(self, provider)
         if cluster is not None:
             provider.update_status = DELETE_FAILED
             set_fields(
