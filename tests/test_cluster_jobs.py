@@ -370,6 +370,8 @@ def test_teardown_waits_while_an_instance_still_uses_the_network_then_leaves_not
     cluster_delete(cluster=cluster, actor=None)
     job = Job.objects.get(target_id=cluster.pk, kind="delete_cluster")
 
+    jobs.run_job(job.pk)  # waits while ECS deletes the capacity provider
+    sandbox.step()
     jobs.run_job(job.pk)
 
     cluster.refresh_from_db()

@@ -310,3 +310,21 @@ def test_an_app_with_a_fixed_count_from_the_start_deploys(
 
     assert first.status == Deployment.Status.SUCCEEDED
     assert desired(aws(sandbox, "ecs"), fixed) == 3
+
+
+def test_a_deploy_needing_more_instances_than_the_cluster_has_completes_as_the_group_grows(
+    team: Team, cluster: Cluster, sandbox: Sandbox
+) -> None:
+    # One task per t3.medium: four tasks need twice the cluster's two instances.
+    big = app_create(team=team, actor=None, cluster=cluster, name="big", memory=3000,
+                     desired_count=4)  # fmt: skip
+    scaling_update(app=big, actor=None, autoscaling_enabled=False)
+
+    deployment = deploy(big, "nginx:1.27")
+
+    assert deployment.status == Deployment.Status.SUCCEEDED, deployment.rollout_state_reason
+    assert deployment.running_count == 4
+    [group] = aws(sandbox, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[cluster.resources["auto_scaling_group_name"]]
+    )["AutoScalingGroups"]
+    assert (group["DesiredCapacity"], group["MaxSize"]) == (4, cluster.max_instances)

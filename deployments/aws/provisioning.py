@@ -632,13 +632,25 @@ def _ours_to_delete[T](find: Callable[[], T | None]) -> T | None:
 
 
 def teardown_capacity_provider(spec: ClusterSpec) -> None:
+    """Detach the provider from the cluster (ECS refuses while a service or task still uses it),
+    then delete it. ECS answers DeleteCapacityProvider at once but deletes in the background, and
+    refuses (DELETE_FAILED, in the answer) while a cluster still holds the provider."""
     ecs = spec.client("ecs")
     if _ours_to_delete(lambda: _find_ecs_cluster(spec)):
-        ecs.put_cluster_capacity_providers(
-            cluster=spec.ecs_name, capacityProviders=[], defaultCapacityProviderStrategy=[]
-        )
-    if _ours_to_delete(lambda: _find_capacity_provider(spec)):
-        ecs.delete_capacity_provider(capacityProvider=spec.name("capacity"))
+        with _waiting_while_in_use():
+            ecs.put_cluster_capacity_providers(
+                cluster=spec.ecs_name, capacityProviders=[], defaultCapacityProviderStrategy=[]
+            )
+    provider = _ours_to_delete(lambda: _find_capacity_provider(spec))
+    if provider is None:
+        return
+    if provider.get("updateStatus") != "DELETE_IN_PROGRESS":
+        provider = ecs.delete_capacity_provider(capacityProvider=spec.name("capacity"))[
+            "capacityProvider"
+        ]
+    if provider.get("updateStatus") == "DELETE_FAILED":
+        raise StepPending(f"waiting: DeleteCapacityProvider: {provider.get('updateStatusReason')}")
+    raise StepPending(f"waiting for the capacity provider {spec.name('capacity')} to be deleted")
 
 
 def teardown_auto_scaling_group(spec: ClusterSpec) -> None:

@@ -4,8 +4,9 @@ moto answers the AWS APIs the product calls but never advances an ECS rollout. T
 the few places where moto's ECS and Auto Scaling differ from AWS in ways the dashboard depends on
 (`patches`), and runs a simulator against moto's in-memory backends (`simulator`): a rolling-update
 controller, a fake ECS agent (`agent`), task placement (`placement`), container secrets fetched
-with the execution role (`secrets`), failure injection and the circuit breaker, and
-target-tracking autoscaling on simulated CPU (`autoscaling`). `server` serves
+with the execution role (`secrets`), failure injection and the circuit breaker, target-tracking
+autoscaling on simulated CPU (`autoscaling`), capacity providers' lifecycle (`capacity_providers`)
+and ECS cluster auto scaling (`managed_scaling`). `server` serves
 it all over HTTP for `manage.py sandbox`; tests call `Simulator.tick()` directly under `mock_aws`.
 
 This is the only package outside the tests that imports moto, and it is written against one exact

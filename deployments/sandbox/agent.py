@@ -65,12 +65,17 @@ def _register_new_instances(backend: EC2ContainerServiceBackend, ec2: EC2Backend
             _set_capacity(container_instance, instance.instance_type)
 
 
-def _set_capacity(container_instance: ContainerInstance, instance_type: str) -> None:
+def registered_capacity(instance_type: str) -> dict[str, int]:
+    """The CPU units and memory an instance of this type registers with ECS."""
     known = INSTANCE_TYPES.get(instance_type)
-    capacity = {
+    return {
         "CPU": known.cpu_units if known else UNKNOWN_TYPE_CPU_UNITS,
         "MEMORY": known.task_memory_mib if known else UNKNOWN_TYPE_MEMORY_MIB,
     }
+
+
+def _set_capacity(container_instance: ContainerInstance, instance_type: str) -> None:
+    capacity = registered_capacity(instance_type)
     for resources in (
         container_instance.registered_resources,
         container_instance.remaining_resources,

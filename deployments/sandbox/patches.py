@@ -28,6 +28,7 @@ from moto.ecs.models import (
 from moto.ecs.responses import EC2ContainerServiceResponse
 
 from deployments.sandbox import (
+    capacity_providers,
     dependencies,
     ecs_services,
     iam,
@@ -60,6 +61,7 @@ def apply() -> None:
         dependencies.apply()
         shutdown.apply()
         secrets.apply()
+        capacity_providers.apply()
         _patch_create_service()
         _patch_update_and_delete_service()
         _patch_tasks()

@@ -16,14 +16,30 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.ecs.models import ContainerInstance, EC2ContainerServiceBackend, Service, Task
 
-from deployments.sandbox import agent, autoscaling, patches, placement, secrets, shutdown, tasks
+from deployments.sandbox import (
+    agent,
+    autoscaling,
+    capacity_providers,
+    managed_scaling,
+    patches,
+    placement,
+    secrets,
+    shutdown,
+    tasks,
+)
 from deployments.sandbox.ecs_services import (
     add_event,
     deployment_configuration,
     placement_strategy,
     start_deployment,
 )
-from deployments.sandbox.state import SandboxState, ServiceSim, ecs_backends_in_use, state_of
+from deployments.sandbox.state import (
+    SandboxState,
+    ServiceSim,
+    TaskSim,
+    ecs_backends_in_use,
+    state_of,
+)
 
 BREAKER_MIN_THRESHOLD = 3
 BREAKER_MAX_THRESHOLD = 200
@@ -41,11 +57,13 @@ class Simulator:
         for backend in ecs_backends_in_use():
             state = state_of(backend)
             state.clock += self.tick_seconds
+            capacity_providers.finish_deletions(backend)
             agent.sync(backend)
             for service in list(backend.services.values()):
                 ServiceScheduler(backend, state, service, self.rng).step()
             tasks.forget_old_stopped_tasks(backend, state)
             _count_cluster_resources(backend)
+            managed_scaling.evaluate(backend, state)
             autoscaling.evaluate(backend, state)
         self.ticks += 1
 
@@ -87,6 +105,7 @@ class ServiceScheduler:
         self.trip_circuit_breaker()
         self.scale_in()
         self.stop_old_tasks()
+        self.place_provisioning_tasks()
         self.start_new_tasks()
         self.forget_drained_deployments()
         self.update_counts()
@@ -123,6 +142,9 @@ class ServiceScheduler:
             sim = self.state.tasks.get(task.task_arn)
             if sim is None:
                 continue  # not started by the simulator (RunTask): leave it alone
+            if task.last_status == "PROVISIONING":
+                self.time_out_provisioning(task, sim)
+                continue
             if task.last_status == "RUNNING":
                 if sim.fate == tasks.UNHEALTHY:
                     tasks.stop_task(
@@ -152,6 +174,11 @@ class ServiceScheduler:
             else:
                 tasks.mark_running(task, tasks.container_health_status(definition))
                 self.prove(sim.deployment_id)
+
+    def time_out_provisioning(self, task: Task, sim: TaskSim) -> None:
+        if self.state.clock - sim.created_at >= tasks.PROVISIONING_TIMEOUT_SECONDS:
+            tasks.stop_task(self.backend, task, tasks.PROVISIONING_TIMED_OUT, "TaskFailedToStart")
+            self.count_failure(sim.deployment_id)
 
     def count_failure(self, deployment_id: str) -> None:
         deployment = self.deployment(deployment_id)
@@ -219,9 +246,30 @@ class ServiceScheduler:
                 healthy -= 1
         self.stop(to_stop)
 
+    def instances(self) -> list[ContainerInstance]:
+        return list(self.backend.container_instances.get(self.service.cluster_name, {}).values())
+
+    def place_provisioning_tasks(self) -> None:
+        """Tasks waiting in PROVISIONING go, oldest first, to instances that can now take them."""
+        live = self.live_tasks()
+        for task in [t for t in live if t.last_status == "PROVISIONING"]:
+            try:
+                instance = placement.choose_instance(
+                    self.instances(),
+                    task.resource_requirements or {},
+                    placement_strategy(self.service),
+                    live,
+                    self.rng,
+                )
+            except placement.NoPlacement:
+                return
+            definition = self.backend.describe_task_definition(task.task_definition_arn)
+            tasks.place_task(self.backend, task, definition, instance)
+
     def start_new_tasks(self) -> None:
         """Start PRIMARY tasks up to desiredCount, keeping RUNNING + PENDING of all deployments
-        within maximumPercent of desired (rounded down)."""
+        within maximumPercent of desired (rounded down). One that fits nowhere waits in
+        PROVISIONING if managed scaling will add capacity, else it is not started."""
         primary = self.primary
         if primary["rolloutState"] == "FAILED":
             return
@@ -231,16 +279,18 @@ class ServiceScheduler:
         cluster = self.backend.clusters[self.service.cluster_name]
         definition = self.backend.describe_task_definition(primary["taskDefinition"])
         requirements = self.backend._calculate_task_resource_requirements(definition)
-        instances = list(self.backend.container_instances.get(cluster.name, {}).values())
         started: list[Task] = []
         for _ in range(min(missing, ceiling - len(live))):
+            instance: ContainerInstance | None
             try:
                 instance = placement.choose_instance(
-                    instances, requirements, placement_strategy(self.service), live, self.rng
+                    self.instances(), requirements, placement_strategy(self.service), live, self.rng
                 )
             except placement.NoPlacement as unplaceable:
-                self.report_unplaceable(str(unplaceable))
-                break
+                if not managed_scaling.provisions_capacity(self.backend, self.service):
+                    self.report_unplaceable(str(unplaceable))
+                    break
+                instance = None
             task = tasks.start_task(
                 self.backend, cluster, self.service, primary["id"], definition, instance, self.rng
             )

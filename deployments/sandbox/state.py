@@ -18,7 +18,8 @@ _STATE_ATTRIBUTE = "_tinystacks_sandbox"
 class TaskSim:
     deployment_id: str
     fate: str  # tasks.HEALTHY, tasks.CRASHLOOP or tasks.UNHEALTHY
-    ticks_to_start: int
+    ticks_to_start: int  # counted from when it is placed on an instance
+    created_at: float = 0.0  # simulated clock: how long it has waited in PROVISIONING
 
 
 @dataclass
@@ -45,6 +46,8 @@ class SandboxState:
     services: dict[str, ServiceSim] = field(default_factory=dict)  # by service ARN
     tasks: dict[str, TaskSim] = field(default_factory=dict)  # live tasks, by task ARN
     stopped_at: dict[str, float] = field(default_factory=dict)  # by task ARN, to forget them later
+    # Since when managed scaling has wanted fewer instances, by capacity provider ARN.
+    capacity_low_since: dict[str, float] = field(default_factory=dict)
 
     def service(self, arn: str) -> ServiceSim:
         return self.services.setdefault(arn, ServiceSim())

@@ -32,6 +32,10 @@ UNHEALTHY = "unhealthy"  # the task runs but fails its container health check
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 FAILED_HEALTH_CHECKS = "Task failed container health checks"
 STOPPED_TASK_RETENTION_SECONDS = 3600  # ECS shows stopped tasks for about an hour
+# ECS: a task waits in PROVISIONING for capacity for 10 to 30 minutes, then stops. The reason is
+# the sandbox's wording: ECS's own for this stop was not found documented.
+PROVISIONING_TIMEOUT_SECONDS = 30 * 60
+PROVISIONING_TIMED_OUT = "Timed out waiting for capacity in PROVISIONING"
 
 
 def draining_reason(service_name: str) -> str:
@@ -70,15 +74,18 @@ def start_task(
     service: Service,
     deployment_id: str,
     task_definition: TaskDefinition,
-    instance: ContainerInstance,
+    instance: ContainerInstance | None,
     rng: random.Random,
 ) -> Task:
+    """A new service task, PENDING on `instance`; without one it waits in PROVISIONING while
+    cluster auto scaling adds capacity."""
+    requirements = backend._calculate_task_resource_requirements(task_definition)
     strategy = capacity_provider_strategy(service)
     task = Task(
         cluster,
         task_definition,
-        instance.container_instance_arn,
-        None,  # hold_resources sets them once the task's ports are chosen
+        None,
+        requirements,  # hold_resources adds the host ports once the task is placed
         backend=backend,
         group=f"service:{service.name}",
         launch_type=service.launch_type or "",
@@ -88,21 +95,38 @@ def start_task(
         capacity_provider_name=strategy[0]["capacityProvider"] if strategy else None,
     )
     task.id = mock_random.uuid4().hex  # ECS task ids are 32 hex digits
-    task.last_status = "PENDING"
+    task.last_status = "PROVISIONING"
     set_fields(
         task,
         created_at=utcnow(),
-        availability_zone=instance.attributes.get("ecs.availability-zone"),
         cpu=task_definition.cpu,
         memory=task_definition.memory,
         health_status="UNKNOWN",
     )
     backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
-    hold_resources(backend, task, task_definition, instance)
-    state_of(backend).tasks[task.task_arn] = TaskSim(
-        deployment_id=deployment_id, fate=fate(task_definition), ticks_to_start=rng.randint(1, 3)
+    state = state_of(backend)
+    state.tasks[task.task_arn] = TaskSim(
+        deployment_id=deployment_id,
+        fate=fate(task_definition),
+        ticks_to_start=rng.randint(1, 3),
+        created_at=state.clock,
     )
+    if instance is not None:
+        place_task(backend, task, task_definition, instance)
     return task
+
+
+def place_task(
+    backend: EC2ContainerServiceBackend,
+    task: Task,
+    task_definition: TaskDefinition,
+    instance: ContainerInstance,
+) -> None:
+    """Put the task on the instance, which holds its resources: it is PENDING there."""
+    task.container_instance_arn = instance.container_instance_arn
+    task.last_status = "PENDING"
+    set_fields(task, availability_zone=instance.attributes.get("ecs.availability-zone"))
+    hold_resources(backend, task, task_definition, instance)
 
 
 def hold_resources(

@@ -55,10 +55,10 @@ def new_spec(cluster_uuid: str | None = None) -> ClusterSpec:
     )
 
 
-def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
+def run_steps(spec: ClusterSpec, steps: list[tuple[str, Any]]) -> None:
     """Run `steps` as the job would: a step that waits on AWS is run again once time has passed
-    (IAM propagating, instances shutting down)."""
-    simulator = Simulator()
+    (for IAM's propagation, and a simulator tick for ECS and instances shutting down)."""
+    simulator = Simulator(seed=7)
     for _, step in steps:
         for _ in range(10):
             try:
@@ -69,6 +69,10 @@ def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) 
                 simulator.tick()
         else:
             raise AssertionError(f"{step.__name__} still waits")
+
+
+def provision(spec: ClusterSpec, steps: list[tuple[str, Any]] = RESOURCE_STEPS) -> None:
+    run_steps(spec, steps)
 
 
 def inventory(spec: ClusterSpec) -> dict[str, int]:
@@ -233,7 +237,7 @@ def is_live(arn: str) -> bool:
 
 
 def teardown(spec: ClusterSpec) -> None:
-    provision(spec, provisioning.TEARDOWN_STEPS)
+    run_steps(spec, provisioning.TEARDOWN_STEPS)
 
 
 def test_teardown_leaves_nothing_tagged_behind() -> None:
@@ -250,10 +254,31 @@ def test_teardown_leaves_nothing_tagged_behind() -> None:
 def test_teardown_resumes_after_a_crash() -> None:
     spec = new_spec()
     provision(spec)
-    for _, step in provisioning.TEARDOWN_STEPS[:3]:  # the worker dies after three steps
-        step(spec)
+    run_steps(spec, provisioning.TEARDOWN_STEPS[:3])  # the worker dies after three steps
 
     teardown(spec)
+
+    assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
+
+
+def test_teardown_waits_while_a_service_still_uses_the_capacity_provider() -> None:
+    spec = new_spec()
+    provision(spec)
+    ecs = boto3.client("ecs", region_name=REGION)
+    definition = ecs.register_task_definition(
+        family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(  # on the cluster's default strategy: our capacity provider
+        cluster=spec.ecs_name, serviceName="web", taskDefinition=definition, desiredCount=0
+    )
+
+    with pytest.raises(provisioning.StepPending, match="capacity provider is in use"):
+        provisioning.teardown_capacity_provider(spec)
+    [cluster] = ecs.describe_clusters(clusters=[spec.ecs_name])["clusters"]
+    assert cluster["capacityProviders"] == [spec.name("capacity")]
+
+    ecs.delete_service(cluster=spec.ecs_name, service="web", force=True)
+    teardown(spec)  # the service drains on the next tick
 
     assert inventory(spec) == dict.fromkeys(EXPECTED_INVENTORY, 0)
 

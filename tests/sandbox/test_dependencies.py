@@ -1,5 +1,6 @@
 """AWS refuses to delete what something still depends on: subnets and security groups under live
-instances, ECS clusters with services, tasks, container instances or capacity providers."""
+instances, ECS clusters with services, tasks, container instances or capacity providers, capacity
+providers a cluster holds or its services and tasks use."""
 
 from __future__ import annotations
 
@@ -150,3 +151,59 @@ def test_a_dry_run_at_the_vpc_quota_checks_permissions_only(
 
     assert answered.value.response["Error"]["Code"] == "DryRunOperation"
     assert len(clients.ec2.describe_vpcs()["Vpcs"]) == 5
+
+
+def test_a_capacity_provider_in_use_stays_attached_and_an_attached_one_is_not_deleted(
+    clients: Clients, cluster: SandboxCluster, sim: Simulator
+) -> None:
+    ecs = clients.ecs
+    group = clients.autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]
+    ecs.create_capacity_provider(
+        name="cp", autoScalingGroupProvider={"autoScalingGroupArn": group["AutoScalingGroupARN"]}
+    )
+    ecs.put_cluster_capacity_providers(
+        cluster=cluster.name,
+        capacityProviders=["cp"],
+        defaultCapacityProviderStrategy=[{"capacityProvider": "cp", "weight": 1}],
+    )
+    ecs.create_service(  # on the cluster's default strategy
+        cluster=cluster.name,
+        serviceName="web",
+        taskDefinition=register_task_definition(ecs),
+        desiredCount=1,
+    )
+    sim.tick()
+
+    def provider() -> dict[str, str]:
+        [found] = ecs.describe_capacity_providers(capacityProviders=["cp"])["capacityProviders"]
+        return found
+
+    with pytest.raises(ClientError) as in_use:
+        ecs.put_cluster_capacity_providers(
+            cluster=cluster.name, capacityProviders=[], defaultCapacityProviderStrategy=[]
+        )
+    refused = ecs.delete_capacity_provider(capacityProvider="cp")["capacityProvider"]
+
+    assert refusal(in_use) == (
+        "ResourceInUseException",
+        "The specified capacity provider is in use and cannot be removed.",
+    )
+    assert (refused["status"], refused["updateStatus"]) == ("ACTIVE", "DELETE_FAILED")
+    assert refused["updateStatusReason"] == (
+        "The capacity provider cannot be deleted because it is associated with cluster: demo. "
+        "Remove the capacity provider from the cluster and try again."
+    )
+    assert provider()["status"] == "ACTIVE"
+
+    ecs.delete_service(cluster=cluster.name, service="web", force=True)
+    sim.tick()  # its task stops; the service is INACTIVE
+    ecs.put_cluster_capacity_providers(
+        cluster=cluster.name, capacityProviders=[], defaultCapacityProviderStrategy=[]
+    )
+    accepted = ecs.delete_capacity_provider(capacityProvider="cp")["capacityProvider"]
+    assert accepted["updateStatus"] == provider()["updateStatus"] == "DELETE_IN_PROGRESS"
+    sim.tick()
+
+    described = ecs.describe_capacity_providers(capacityProviders=["cp"])
+    assert described["capacityProviders"] == []
+    assert [failure["reason"] for failure in described["failures"]] == ["MISSING"]
