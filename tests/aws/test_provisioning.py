@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -142,7 +142,7 @@ def test_launch_template_joins_the_ecs_cluster_with_imdsv2() -> None:
 
 def secrets_readable_by(spec: ClusterSpec) -> Any:
     """What the execution role's secrets policy lets it read, as IAM holds it."""
-    document = boto3.client("iam").get_role_policy(
+    document: Any = boto3.client("iam").get_role_policy(
         RoleName=spec.name("execution"), PolicyName=provisioning.SECRETS_POLICY_NAME
     )["PolicyDocument"]
     [read] = [s for s in document["Statement"] if s["Action"] == ["ssm:GetParameters"]]
@@ -352,14 +352,14 @@ def provisioned_with_a_service(sim: Simulator, instances: int, tasks: int) -> Cl
     return spec
 
 
-def service_tasks(spec: ClusterSpec, desired_status: str) -> list[dict[str, Any]]:
+def service_tasks(
+    spec: ClusterSpec, desired_status: Literal["PENDING", "RUNNING", "STOPPED"]
+) -> list[dict[str, Any]]:
     ecs = boto3.client("ecs", region_name=REGION)
     arns = ecs.list_tasks(cluster=spec.ecs_name, serviceName="web", desiredStatus=desired_status)
     if not arns["taskArns"]:
         return []
-    tasks: list[dict[str, Any]] = ecs.describe_tasks(cluster=spec.ecs_name, tasks=arns["taskArns"])[
-        "tasks"
-    ]
+    tasks: list[Any] = ecs.describe_tasks(cluster=spec.ecs_name, tasks=arns["taskArns"])["tasks"]
     return tasks
 
 
@@ -398,7 +398,7 @@ def test_a_resize_drains_an_idle_instance_first_and_one_back_up_sets_it_active_a
 
     def instances() -> list[dict[str, Any]]:
         arns = ecs.list_container_instances(cluster=spec.ecs_name)["containerInstanceArns"]
-        described: list[dict[str, Any]] = ecs.describe_container_instances(
+        described: list[Any] = ecs.describe_container_instances(
             cluster=spec.ecs_name, containerInstances=arns
         )["containerInstances"]
         return described

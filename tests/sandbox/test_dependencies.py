@@ -175,8 +175,11 @@ def test_a_capacity_provider_in_use_stays_attached_and_an_attached_one_is_not_de
     sim.tick()
 
     def provider() -> dict[str, str]:
-        [found] = ecs.describe_capacity_providers(capacityProviders=["cp"])["capacityProviders"]
-        return found
+        found: list[dict[str, str]] = ecs.describe_capacity_providers(capacityProviders=["cp"])[
+            "capacityProviders"
+        ]
+        [only] = found
+        return only
 
     with pytest.raises(ClientError) as in_use:
         ecs.put_cluster_capacity_providers(

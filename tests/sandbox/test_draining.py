@@ -29,8 +29,9 @@ def set_state(ecs: Any, cluster: SandboxCluster, instance_arn: str, status: str)
 
 
 def task(ecs: Any, cluster: SandboxCluster, arn: str) -> dict[str, Any]:
-    [described] = ecs.describe_tasks(cluster=cluster.name, tasks=[arn])["tasks"]
-    return described
+    described: list[dict[str, Any]] = ecs.describe_tasks(cluster=cluster.name, tasks=[arn])["tasks"]
+    [only] = described
+    return only
 
 
 def live_tasks(ecs: Any, cluster: SandboxCluster) -> list[dict[str, Any]]:

@@ -18,14 +18,15 @@ from tests.sandbox.conftest import (
 )
 
 # t3.medium registers 2048 CPU units and 3635 MiB: two of these tasks fit on an instance.
-HALF_AN_INSTANCE = {"cpu": "1024", "memory": "1024"}
+HALF_AN_INSTANCE: dict[str, Any] = {"cpu": "1024", "memory": "1024"}
 
 
 def group(clients: Clients, cluster: SandboxCluster) -> dict[str, Any]:
-    [found] = clients.autoscaling.describe_auto_scaling_groups(
+    found: list[dict[str, Any]] = clients.autoscaling.describe_auto_scaling_groups(
         AutoScalingGroupNames=[cluster.asg_name]
     )["AutoScalingGroups"]
-    return found
+    [only] = found
+    return only
 
 
 def managed_cluster(clients: Clients, max_size: int = 10, **managed_scaling: int) -> SandboxCluster:
