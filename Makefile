@@ -31,6 +31,7 @@ test: lint typecheck pytest
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layering contracts in pyproject.toml
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

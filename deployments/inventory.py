@@ -14,13 +14,12 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
 from deployments.aws import inventory
-from deployments.aws.errors import describe_aws_error
+from deployments.aws.errors import AWS_ERRORS, describe_aws_error
 from deployments.aws_access import cluster_access
 from deployments.models import Cluster
 
@@ -66,7 +65,7 @@ def capacity_read(cluster: Cluster, now: datetime) -> None:
     """Read one cluster's container instances and store them, or why they could not be read."""
     try:
         zones = inventory.read(cluster_access(cluster), cluster.ecs_name)
-    except (ClientError, BotoCoreError) as error:
+    except AWS_ERRORS as error:
         message = describe_aws_error(error)
         logger.warning("could not read the instances of %s: %s", cluster, message)
         Cluster.objects.filter(pk=cluster.pk).update(capacity_error=message, capacity_tried_at=now)

@@ -15,13 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import django_rq
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
 from django import db
 from django.conf import settings
 from django.db import DatabaseError
@@ -35,7 +28,7 @@ from deployments import encryption, inventory, tracker
 from deployments.aws import ecs_services, identity, parameters, provisioning, taskdefs
 from deployments.aws import scaling as aws_scaling
 from deployments.aws.clients import AccountAccess, add_client_hook
-from deployments.aws.errors import describe_aws_error
+from deployments.aws.errors import describe_aws_error, is_transient
 from deployments.aws.ownership import NotOurs
 from deployments.aws_access import account_access, app_names, app_owner, cluster_access
 from deployments.models import (
@@ -274,11 +267,6 @@ INSTANCES_JOIN_TIMEOUT = timedelta(minutes=15)
 STEP_RETRY_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 120.0
 MAX_TRANSIENT_RETRIES = 12  # about 15 minutes of backing off
-CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
-                     ConnectionClosedError)  # fmt: skip
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
 
 
 def cluster_spec(cluster: Cluster) -> provisioning.ClusterSpec:
@@ -317,17 +305,6 @@ def claim_cluster(cluster: Cluster, job: Job) -> None:
 
 def release_cluster(cluster: Cluster) -> None:
     Cluster.objects.filter(pk=cluster.pk).update(current_job=None)
-
-
-def is_transient(error: Exception) -> bool:
-    """Throttled or unreachable even after botocore's own retries: worth trying again later."""
-    if isinstance(error, CONNECTION_ERRORS):
-        return True
-    if not isinstance(error, ClientError):
-        return False
-    code = error.response.get("Error", {}).get("Code")
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in THROTTLING_CODES or status == 429
 
 
 def retry_if_transient(job: Job, error: Exception, doing: str) -> None:

@@ -152,8 +152,12 @@ def account_name_available(team: Team, base: str) -> str:
 def account_trust_policy(account: AwsAccount) -> str:
     """The trust policy to paste; the dashboard's account id is a placeholder unless the operator
     configured it."""
-    principal = settings.TINYSTACKS_AWS_ACCOUNT_ID or permissions.PLACEHOLDER_ACCOUNT_ID
+    principal = settings.TINYSTACKS_AWS_ACCOUNT_ID or ACCOUNT_PLACEHOLDER
     return permissions.as_json(permissions.trust_policy(principal, account.external_id))
+
+
+# What stands for the dashboard's own account id in the trust policy until the operator sets it.
+ACCOUNT_PLACEHOLDER = permissions.PLACEHOLDER_ACCOUNT_ID
 
 
 def account_permissions_policy() -> str:

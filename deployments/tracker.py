@@ -14,12 +14,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 
 from deployments.aws import rollouts
 from deployments.aws.clients import AccountAccess
-from deployments.aws.errors import describe_aws_error
+from deployments.aws.errors import AWS_ERRORS, describe_aws_error
 from deployments.aws_access import app_names, cluster_access
 from deployments.models import Deployment, DeploymentEvent
 from deployments.transitions import transition
@@ -50,7 +49,7 @@ def follow_rollouts() -> int:
         names = [app_names(d.app)["service"] for d in deployments]
         try:
             views = rollouts.describe(access, cluster_name, names)
-        except (ClientError, BotoCoreError) as error:
+        except AWS_ERRORS as error:
             # Throttled or unreachable: these deployments are read again next tick.
             logger.warning("could not read %s: %s", cluster_name, describe_aws_error(error))
             continue
@@ -137,7 +136,7 @@ def _healthy_peak(
             release.task_definition_arn,
             checked=bool(release.config.get("health_check_path")),
         )
-    except (ClientError, BotoCoreError) as error:
+    except AWS_ERRORS as error:
         logger.warning("could not count healthy tasks: %s", describe_aws_error(error))
         return deployment.healthy_peak  # counted again next tick
     return max(deployment.healthy_peak, healthy)
@@ -157,7 +156,7 @@ def _stop_reason(
         return known
     try:
         reason = rollouts.last_stop_reason(access, cluster_name, deployment.ecs_deployment_id)
-    except (ClientError, BotoCoreError) as error:
+    except AWS_ERRORS as error:
         logger.warning("could not read stopped tasks: %s", describe_aws_error(error))
         return known  # asked again on the next failure
     if reason and reason != known:

@@ -27,7 +27,6 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
 from deployments import selectors, services
-from deployments.aws import permissions
 from deployments.client_address import client_address
 from deployments.forms import (
     ApiTokenForm,
@@ -365,7 +364,7 @@ def account_detail(request: AuthedRequest, name: str) -> HttpResponse:
         "clusters": selectors.clusters_of(membership.team).filter(account=account),
         "trust_policy": selectors.account_trust_policy(account),
         "permissions_policy": selectors.account_permissions_policy(),
-        "account_placeholder": permissions.PLACEHOLDER_ACCOUNT_ID,
+        "account_placeholder": selectors.ACCOUNT_PLACEHOLDER,
     }
     return _page(request, "deployments/account_detail.html", context)
 
