@@ -20,7 +20,7 @@ from deployments.capacity import (
     INSTANCE_TYPE_CHOICES,
     task_size_suggestions,
 )
-from deployments.models import App, AwsAccount, Cluster, Membership, ScalingSettings
+from deployments.models import MAX_TASKS, App, AwsAccount, Cluster, Membership, ScalingSettings
 from deployments.validators import MAX_SECRET_NAME
 
 MAX_INSTANCES = 100
@@ -250,7 +250,7 @@ class AppCreateForm(NamedForm, AppSettingsForm):
         help_text="One of the team's ready clusters.",
     )
     desired_count = forms.IntegerField(
-        label="Tasks", min_value=0, max_value=5000, initial=2, help_text="How many to run."
+        label="Tasks", min_value=0, max_value=MAX_TASKS, initial=2, help_text="How many to run."
     )
 
     def __init__(
@@ -404,10 +404,10 @@ class ScalingForm(ServiceForm):
         label="Tasks",
     )
     desired_count = forms.IntegerField(
-        label="Tasks", min_value=0, max_value=5000, help_text="Used when the number is fixed."
+        label="Tasks", min_value=0, max_value=MAX_TASKS, help_text="Used when the number is fixed."
     )
-    min_tasks = forms.IntegerField(label="Minimum tasks", min_value=0, max_value=5000)
-    max_tasks = forms.IntegerField(label="Maximum tasks", min_value=0, max_value=5000)
+    min_tasks = forms.IntegerField(label="Minimum tasks", min_value=0, max_value=MAX_TASKS)
+    max_tasks = forms.IntegerField(label="Maximum tasks", min_value=0, max_value=MAX_TASKS)
     cpu_target = forms.IntegerField(
         label="Target CPU %",
         min_value=1,

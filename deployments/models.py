@@ -41,6 +41,7 @@ def generate_external_id() -> str:
 Transitions = dict[str, frozenset[str]]
 
 # A deployment in one of these is "in flight"; the database allows one per app.
+MAX_TASKS = 5000  # ECS: a service runs at most 5,000 tasks
 DEPLOYMENT_ACTIVE_STATUSES = ("queued", "registering", "updating", "in_progress")
 
 
@@ -233,7 +234,9 @@ class App(models.Model):
     cpu = models.PositiveIntegerField(default=256, help_text="CPU units; 1024 = 1 vCPU.")
     memory = models.PositiveIntegerField(default=512, help_text="MiB")
     command = models.CharField(max_length=1000, blank=True)
-    desired_count = models.PositiveIntegerField(default=2, validators=[MaxValueValidator(5000)])
+    desired_count = models.PositiveIntegerField(
+        default=2, validators=[MaxValueValidator(MAX_TASKS)]
+    )
     min_healthy_percent = models.PositiveSmallIntegerField(
         default=100, validators=[MaxValueValidator(100)]
     )
@@ -307,8 +310,8 @@ def team_aws_path(team: Team) -> str:
 class ScalingSettings(models.Model):
     app = models.OneToOneField(App, on_delete=models.CASCADE, related_name="scaling")
     autoscaling_enabled = models.BooleanField(default=True)
-    min_tasks = models.PositiveIntegerField(default=2, validators=[MaxValueValidator(5000)])
-    max_tasks = models.PositiveIntegerField(default=5, validators=[MaxValueValidator(5000)])
+    min_tasks = models.PositiveIntegerField(default=2, validators=[MaxValueValidator(MAX_TASKS)])
+    max_tasks = models.PositiveIntegerField(default=5, validators=[MaxValueValidator(MAX_TASKS)])
     cpu_target = models.PositiveSmallIntegerField(
         default=75, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )

@@ -28,6 +28,12 @@ from tests import factories
 BASE_DIR = Path(settings.BASE_DIR)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings: Any) -> None:
+    """Tests sign in often; the production hasher's cost protects nothing here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The machine's Redis when REDIS_URL is set (CI), else an embedded one for this test run."""

@@ -22,11 +22,6 @@ OFFICE = "198.51.100.9"
 COOL_OFF = settings.AXES_COOLOFF_TIME
 
 
-@pytest.fixture(autouse=True)
-def fast_hashing(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def attempt(
     client: Client, username: str, password: str, ip: str = ATTACKER, url: str = "/sign-in/"
 ) -> Any:

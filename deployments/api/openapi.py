@@ -19,6 +19,7 @@ from deployments.capacity import (
     MIN_TASK_MEMORY,
 )
 from deployments.models import (
+    MAX_TASKS,
     App,
     AwsAccount,
     Cluster,
@@ -358,15 +359,15 @@ CONFIG_VARS: Schema = {
     "examples": [{"DATABASE_URL": "postgres://db/shop", "GREETING": "hello"}],
 }
 SCALING_PROPERTIES: Schema = {
-    "min_tasks": COUNT | {"maximum": 5000, "default": _default(ScalingSettings, "min_tasks"),
+    "min_tasks": COUNT | {"maximum": MAX_TASKS, "default": _default(ScalingSettings, "min_tasks"),
                           "description": "At most max_tasks."},
-    "max_tasks": COUNT | {"maximum": 5000, "default": _default(ScalingSettings, "max_tasks")},
+    "max_tasks": COUNT | {"maximum": MAX_TASKS, "default": _default(ScalingSettings, "max_tasks")},
     "cpu_target": {"type": "integer", "minimum": 1, "maximum": 100,
                    "default": _default(ScalingSettings, "cpu_target"),
                    "description": "Average CPU utilisation (%) autoscaling keeps the tasks at."},
 }  # fmt: skip
 DESIRED_COUNT: Schema = COUNT | {
-    "maximum": 5000,
+    "maximum": MAX_TASKS,
     "default": _default(App, "desired_count"),
     "description": "How many tasks run when autoscaling is off.",
 }

@@ -15,6 +15,7 @@ from django.db import models
 from django.http import JsonResponse, QueryDict
 
 from deployments.models import (
+    MAX_TASKS,
     App,
     AwsAccount,
     Cluster,
@@ -447,7 +448,6 @@ AUTOSCALING_FIELDS = {
     "cpu_target": Field(int),
 }
 FIXED_SCALING_FIELDS = {"autoscaling": Field(bool, required=True), "desired_count": Field(int)}
-MAX_TASKS = 5000
 # PositiveIntegerField's range on every database: larger numbers are never a release version.
 MAX_VERSION = 2**31 - 1
 
