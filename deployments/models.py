@@ -375,6 +375,12 @@ class Release(models.Model):
         return f"v{self.version}"
 
 
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def live_first(self) -> DeploymentQuerySet:
+        """Successful rollouts, newest first: the first one's release is the one the app runs."""
+        return self.filter(status=Deployment.Status.SUCCEEDED).order_by("-finished_at", "-pk")
+
+
 class Deployment(models.Model):
     """One rollout of one release, followed until ECS says how it ended."""
 
@@ -425,6 +431,8 @@ class Deployment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeploymentQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -477,6 +485,19 @@ class DeploymentEvent(models.Model):
         return self.message[:80]
 
 
+class JobQuerySet(models.QuerySet["Job"]):
+    def of_kind(self, model: str, kind: str) -> JobQuerySet:
+        """Jobs of `kind` on rows of `model`. By the target type's natural key in the query
+        itself: no ContentType lookup, so no extra query."""
+        return self.filter(
+            kind=kind, target_type__app_label="deployments", target_type__model=model
+        )
+
+    def app_deletions(self) -> JobQuerySet:
+        """App teardowns queued or running: their apps are being deleted."""
+        return self.of_kind("app", "delete_app").filter(status__in=Job.ACTIVE_STATUSES)
+
+
 class Job(models.Model):
     """A background job as users and staff see it; Redis only carries the id to a worker."""
 
@@ -486,6 +507,7 @@ class Job(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    ACTIVE_STATUSES: ClassVar[tuple[str, ...]] = (Status.QUEUED, Status.RUNNING)
     TRANSITIONS: ClassVar[Transitions] = {
         Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED}),
         # A job that ran and failed may be queued again (a retry or the reconciler).
@@ -514,6 +536,8 @@ class Job(models.Model):
     # Refreshed by the run while it lives: a running row whose heartbeat is stale lost its worker.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

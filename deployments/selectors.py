@@ -91,14 +91,6 @@ CLUSTER_BUSY_STATUSES = (
     Cluster.Status.PROVISIONING,
     Cluster.Status.DELETING,
 )
-JOB_ACTIVE_STATUSES = (Job.Status.QUEUED, Job.Status.RUNNING)
-
-
-def _jobs_of_kind(model: str, kind: str) -> QuerySet[Job]:
-    # By natural key in the query itself: no ContentType lookup, so no extra query.
-    return Job.objects.filter(
-        kind=kind, target_type__app_label="deployments", target_type__model=model
-    )
 
 
 @dataclass(frozen=True)
@@ -109,13 +101,15 @@ class AccountRow:
 
     @property
     def verifying(self) -> bool:
-        return self.verify_status in JOB_ACTIVE_STATUSES
+        return self.verify_status in Job.ACTIVE_STATUSES
 
 
 def account_rows(team: Team) -> list[AccountRow]:
     """The team's accounts, each with the status of its latest verification and how many
     clusters use it: one query whatever the number of accounts."""
-    latest_verify = _jobs_of_kind("awsaccount", "verify_account").filter(target_id=OuterRef("pk"))
+    latest_verify = Job.objects.of_kind("awsaccount", "verify_account").filter(
+        target_id=OuterRef("pk")
+    )
     accounts = accounts_of(team).annotate(
         verify_status=Subquery(latest_verify.order_by("-created_at", "-pk").values("status")[:1]),
         live_clusters=Count("clusters", filter=~Q(clusters__status=Cluster.Status.DELETED)),
@@ -131,7 +125,7 @@ def account_by_name(team: Team, name: str) -> AwsAccount | None:
 
 def account_latest_verification(account: AwsAccount) -> Job | None:
     return (
-        _jobs_of_kind("awsaccount", "verify_account")
+        Job.objects.of_kind("awsaccount", "verify_account")
         .filter(target_id=account.pk)
         .order_by("-created_at", "-pk")
         .first()
@@ -404,9 +398,9 @@ def audit_entries_of(team: Team) -> QuerySet[AuditEntry]:
 
 
 def _live_version() -> Subquery:
-    """The version of the app's live release, picked as `services.live_release` picks it."""
-    succeeded = Deployment.objects.filter(app=OuterRef("pk"), status=Deployment.Status.SUCCEEDED)
-    return Subquery(succeeded.order_by("-finished_at", "-pk").values("release__version")[:1])
+    """The version of the app's live release."""
+    live_first = Deployment.objects.filter(app=OuterRef("pk")).live_first()
+    return Subquery(live_first.values("release__version")[:1])
 
 
 def apps_with_status(team: Team) -> QuerySet[App]:
@@ -446,10 +440,7 @@ def app_releases(app: App) -> QuerySet[Release]:
 def app_deletion_job(app: App) -> Job | None:
     """The app's teardown job while it is queued or running."""
     return (
-        _jobs_of_kind("app", "delete_app")
-        .filter(target_id=app.pk, status__in=JOB_ACTIVE_STATUSES)
-        .order_by("-created_at", "-pk")
-        .first()
+        Job.objects.app_deletions().filter(target_id=app.pk).order_by("-created_at", "-pk").first()
     )
 
 
@@ -500,9 +491,7 @@ def app_plain(team: Team, name: str) -> App | None:
 def app_for_page(team: Team, name: str) -> App | None:
     """The team's app as its pages show it: `apps_with_status`'s annotations, its team and its
     cluster's account, and `deleting` (its teardown is queued or running); one query."""
-    deleting = _jobs_of_kind("app", "delete_app").filter(
-        target_id=OuterRef("pk"), status__in=JOB_ACTIVE_STATUSES
-    )
+    deleting = Job.objects.app_deletions().filter(target_id=OuterRef("pk"))
     return (
         apps_with_status(team)
         .select_related("team", "cluster__account")
@@ -594,18 +583,14 @@ def app_summaries(team: Team, page_number: str | None, name_part: str = "") -> P
     its live release, latest rollout and whether it is being deleted: four queries whatever the
     number of apps."""
     rollouts = Deployment.objects.filter(app=OuterRef("pk")).order_by("-pk")
-    succeeded = Deployment.objects.filter(app=OuterRef("pk"), status=Deployment.Status.SUCCEEDED)
-    deleting = _jobs_of_kind("app", "delete_app").filter(
-        target_id=OuterRef("pk"), status__in=JOB_ACTIVE_STATUSES
-    )
+    live_first = Deployment.objects.filter(app=OuterRef("pk")).live_first()
+    deleting = Job.objects.app_deletions().filter(target_id=OuterRef("pk"))
     apps = (
         App.objects.filter(team=team, name__icontains=name_part)
         .select_related("cluster")
         .annotate(
             latest_deployment_id=Subquery(rollouts.values("pk")[:1]),
-            live_release_id=Subquery(
-                succeeded.order_by("-finished_at", "-pk").values("release_id")[:1]
-            ),
+            live_release_id=Subquery(live_first.values("release_id")[:1]),
             deleting=Exists(deleting),
         )
         .order_by("name")
@@ -898,7 +883,7 @@ def release_history(app: App, page_number: str | None, live_version: int | None)
 def app_scaling_job(app: App) -> Job | None:
     """The newest job applying the app's scaling settings to its service."""
     return (
-        _jobs_of_kind("app", "apply_scaling")
+        Job.objects.of_kind("app", "apply_scaling")
         .filter(target_id=app.pk)
         .order_by("-created_at", "-pk")
         .first()

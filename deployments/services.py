@@ -308,13 +308,7 @@ def app_create(
 
 def _refuse_if_deleting(app: App) -> None:
     """Nothing changes an app once its teardown is queued. Callers hold the app's row lock."""
-    deleting = Job.objects.filter(
-        kind="delete_app",
-        target_type=ContentType.objects.get_for_model(App),
-        target_id=app.pk,
-        status__in=[Job.Status.QUEUED, Job.Status.RUNNING],
-    )
-    if deleting.exists():
+    if Job.objects.app_deletions().filter(target_id=app.pk).exists():
         raise Conflict(f"{app.name} is being deleted.")
 
 
@@ -375,12 +369,7 @@ def deployment_start(
 
 def live_release(app: App) -> Release | None:
     """The release the app runs: that of its latest successful rollout."""
-    latest = (
-        app.deployments.filter(status=Deployment.Status.SUCCEEDED)
-        .select_related("release")
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
+    latest = Deployment.objects.filter(app=app).live_first().select_related("release").first()
     return latest.release if latest else None
 
 

@@ -48,6 +48,7 @@ from deployments.models import (
     AwsAccount,
     Cluster,
     Deployment,
+    Job,
     Membership,
     Team,
     name_validator,
@@ -350,7 +351,7 @@ def account_connect(request: AuthedRequest) -> HttpResponse:
 def account_detail(request: AuthedRequest, name: str) -> HttpResponse:
     membership, account = _get_account_for_user(request, name)
     job = selectors.account_latest_verification(account)
-    verifying = job is not None and job.status in selectors.JOB_ACTIVE_STATUSES
+    verifying = job is not None and job.status in Job.ACTIVE_STATUSES
     context: dict[str, Any] = {
         "membership": membership,
         "account": account,
@@ -424,7 +425,7 @@ def _cluster_context(
     delete_form: ClusterDeleteForm | None = None,
 ) -> dict[str, Any]:
     job = selectors.cluster_latest_job(cluster)
-    job_running = job is not None and job.status in selectors.JOB_ACTIVE_STATUSES
+    job_running = job is not None and job.status in Job.ACTIVE_STATUSES
     steps = selectors.cluster_steps(cluster)
     busy = cluster.status in selectors.CLUSTER_BUSY_STATUSES or job_running
     capacity = selectors.cluster_capacity(cluster)
@@ -914,7 +915,7 @@ def app_scaling(request: AuthedRequest, name: str) -> HttpResponse:
             messages.success(request, _scaling_words(app))
             return _done(request, reverse("app_scaling", args=[app.name]))
     job = selectors.app_scaling_job(app)
-    applying = job is not None and job.status in selectors.JOB_ACTIVE_STATUSES
+    applying = job is not None and job.status in Job.ACTIVE_STATUSES
     context = {
         "membership": membership,
         "app": app,
