@@ -4,6 +4,8 @@ providers a cluster holds or its services and tasks use."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -19,16 +21,22 @@ from tests.sandbox.conftest import (
 )
 
 
-def test_a_subnet_and_security_group_under_a_live_instance_are_not_deleted(
-    clients: Clients, sim: Simulator
-) -> None:
-    ec2 = clients.ec2
+def instance_in_a_subnet(ec2: Any) -> tuple[str, str, str, str]:
+    """(vpc, subnet, security group, instance): an instance using a subnet and a group."""
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
     instance = ec2.run_instances(
         ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=subnet, SecurityGroupIds=[group]
     )["Instances"][0]["InstanceId"]
+    return vpc, subnet, group, instance
+
+
+def test_a_subnet_and_security_group_under_a_live_instance_are_not_deleted(
+    clients: Clients, sim: Simulator
+) -> None:
+    ec2 = clients.ec2
+    vpc, subnet, group, instance = instance_in_a_subnet(ec2)
 
     with pytest.raises(ClientError) as subnet_refused:
         ec2.delete_subnet(SubnetId=subnet)
@@ -54,11 +62,7 @@ def test_a_terminating_instance_shuts_down_for_a_few_ticks_and_keeps_its_subnet_
     clients: Clients, sim: Simulator
 ) -> None:
     ec2 = clients.ec2
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    instance = ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=subnet)[
-        "Instances"
-    ][0]["InstanceId"]
+    _, subnet, _, instance = instance_in_a_subnet(ec2)
 
     def state() -> str:
         reservation = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]
