@@ -76,17 +76,19 @@ def record(
     if view is not None:
         _record_events(deployment, view)
     stopped = (
-        ""
+        rollouts.Stopped(deployment.failed_count, "")
         if verdict.outcome == "succeeded"
-        else _stop_reason(deployment, verdict, access, cluster_name)
+        else _stopped(deployment, verdict, access, cluster_name)
     )
     counts: dict[str, Any] = {
         "desired_count": verdict.desired,
         "running_count": verdict.running,
         "pending_count": verdict.pending,
-        "failed_count": verdict.failed,
+        # Never fewer than seen: ECS resets its count once a task runs, and forgets the
+        # deployment it rolled back from, but its failed tasks stay failed.
+        "failed_count": max(verdict.failed, stopped.failed, deployment.failed_count),
         "rollout_state": verdict.rollout_state or deployment.rollout_state,
-        "rollout_state_reason": _with_stop(verdict.reason, stopped),
+        "rollout_state_reason": _with_stop(verdict.reason, stopped.latest_reason),
     }
     if verdict.outcome in OUTCOMES:
         transition(deployment, OUTCOMES[verdict.outcome], finished_at=now, **counts)
@@ -101,9 +103,9 @@ def record(
         reason = (
             f"No progress for {int(timeout.total_seconds() // 60)} min: at most "
             f"{counts['healthy_peak']} of {verdict.desired} new tasks were running and healthy "
-            f"at once ({verdict.failed} failed). {_latest_message(deployment)}"
+            f"at once ({counts['failed_count']} failed). {_latest_message(deployment)}"
         ).strip()
-        reason = _with_stop(reason, stopped)
+        reason = _with_stop(reason, stopped.latest_reason)
         transition(
             deployment,
             Deployment.Status.TIMED_OUT,
@@ -142,28 +144,31 @@ def _healthy_peak(
     return max(deployment.healthy_peak, healthy)
 
 
-def _stop_reason(
+def _stopped(
     deployment: Deployment,
     verdict: rollouts.Assessment,
     access: AccountAccess,
     cluster_name: str,
-) -> str:
-    """Why the deployment's tasks stop, recorded as a TinyStacks event when it is new. ECS is
-    asked (ListTasks, DescribeTasks) only when more of them failed than last tick, or as the
-    deployment ends badly; otherwise the last recorded reason stands."""
-    known = _recorded_stop_reason(deployment)
+) -> rollouts.Stopped:
+    """How many of the deployment's tasks failed and why they stop, the reason recorded as a
+    TinyStacks event when it is new. ECS is asked (ListTasks, DescribeTasks) only when more of
+    them failed than last tick, or as the deployment ends badly; otherwise what was recorded
+    stands."""
+    known = rollouts.Stopped(deployment.failed_count, _recorded_stop_reason(deployment))
     if verdict.failed <= deployment.failed_count and verdict.outcome not in BAD_ENDINGS:
         return known
     try:
-        reason = rollouts.last_stop_reason(access, cluster_name, deployment.ecs_deployment_id)
+        seen = rollouts.stopped_tasks(access, cluster_name, deployment.ecs_deployment_id)
     except AWS_ERRORS as error:
         logger.warning("could not read stopped tasks: %s", describe_aws_error(error))
         return known  # asked again on the next failure
-    if reason and reason != known:
+    if seen.latest_reason and seen.latest_reason != known.latest_reason:
         DeploymentEvent.objects.create(
-            deployment=deployment, message=f"{TASKS_STOPPED}{reason}", created_at=timezone.now()
+            deployment=deployment,
+            message=f"{TASKS_STOPPED}{seen.latest_reason}",
+            created_at=timezone.now(),
         )
-    return reason or known
+    return rollouts.Stopped(seen.failed, seen.latest_reason or known.latest_reason)
 
 
 def _recorded_stop_reason(deployment: Deployment) -> str:

@@ -93,6 +93,34 @@ def test_a_crashing_image_is_rolled_back_and_the_previous_release_stays_live(app
     assert live_release(app) == good.release
 
 
+def test_a_rollback_over_before_the_tracker_looked_still_counts_the_failed_tasks(
+    app: App, sandbox: Sandbox
+) -> None:
+    good = deploy(app, "nginx:1.27")
+    bad = deployment_start(app=app, actor=None, image="nginx:crashloop")
+    wait_for_in_process(bad)
+    ecs = aws(sandbox, "ecs")
+
+    def rolled_back_and_forgotten() -> bool:
+        [service] = ecs.describe_services(
+            cluster=app.cluster.ecs_name, services=[app.service_name]
+        )["services"]
+        [only] = service["deployments"] if len(service["deployments"]) == 1 else [None]
+        return bool(only and only["rolloutState"] == "COMPLETED" and only["taskDefinition"]
+                    == good.release.task_definition_arn)  # fmt: skip
+
+    deadline = time.monotonic() + 60
+    while not rolled_back_and_forgotten():  # ECS drops the failed deployment at the end
+        assert time.monotonic() < deadline, "the sandbox did not roll back"
+        time.sleep(0.2)
+
+    bad = follow(bad)
+
+    assert bad.status == Deployment.Status.ROLLED_BACK
+    assert bad.failed_count >= 3  # read from its stopped tasks: ECS no longer counts them
+    assert "Essential container in task exited" in bad.rollout_state_reason
+
+
 def test_without_the_breaker_a_crashing_image_times_out(app: App) -> None:
     deploy(app, "nginx:1.27")
     App.objects.filter(pk=app.pk).update(circuit_breaker=False, rollout_timeout_seconds=3)

@@ -111,26 +111,34 @@ def healthy_tasks(
     return count
 
 
-def last_stop_reason(access: AccountAccess, cluster: str, deployment_id: str) -> str:
-    """Why the ECS deployment's latest stopped task stopped ("" if none stopped but by scaling).
-    ECS says it on the task only — its service events say "tasks failed to start" — and keeps
-    stopped tasks for about an hour; one page of them (100) tells why."""
+@dataclass(frozen=True)
+class Stopped:
+    """The ECS deployment's tasks that stopped other than by scaling in."""
+
+    failed: int
+    latest_reason: str  # "" if none
+
+
+def stopped_tasks(access: AccountAccess, cluster: str, deployment_id: str) -> Stopped:
+    """How many of the ECS deployment's tasks failed, and why the latest stopped. ECS says why on
+    the task only — its service events say "tasks failed to start" — and keeps stopped tasks for
+    about an hour, also after it drops the deployment itself; one page of them (100) tells."""
     ecs = client(access, "ecs")
     # ECS sets a service task's startedBy to its deployment's id.
     arns = ecs.list_tasks(cluster=cluster, startedBy=deployment_id, desiredStatus="STOPPED")[
         "taskArns"
     ]
     if not arns:
-        return ""
+        return Stopped(0, "")
     failed = [
         task
         for task in ecs.describe_tasks(cluster=cluster, tasks=arns[:DESCRIBE_TASKS_BATCH])["tasks"]
         if task.get("stoppedReason") and not task["stoppedReason"].startswith(SCALED_IN)
     ]
     if not failed:
-        return ""
+        return Stopped(0, "")
     latest = max(failed, key=lambda task: task.get("stoppedAt") or task["createdAt"])
-    return str(latest["stoppedReason"])
+    return Stopped(len(failed), str(latest["stoppedReason"]))
 
 
 @dataclass(frozen=True)
