@@ -81,7 +81,7 @@ def _refusal(context: ValidationErrorContext[Any]) -> ApiError:
         return ApiError(400, "Send a JSON object in the request body.")
     schema = context.model.model_fields[str(first["loc"][0])].annotation
     is_body = isinstance(schema, type) and issubclass(schema, Body)
-    return refusal(errors, schema if is_body else Body, depth=1)  # type: ignore[arg-type]
+    return refusal(errors, schema if is_body else Body, depth=1)
 
 
 api = TinyStacksApi(
@@ -118,34 +118,36 @@ for domain in (accounts, clusters, apps, releases):
     api.add_router("", domain.router)
 
 
-def _handle(status: int, message: str) -> Callable[[HttpRequest, Exception], HttpResponse]:
-    return lambda request, error: error_response(status, message)
-
-
-def _parser_error(request: HttpRequest, error: HttpError) -> HttpResponse:
-    """django-ninja wraps what the parser raised: ours, with our words."""
-    if isinstance(error.__cause__, ApiError):
-        return error.__cause__.response()
-    return error_response(error.status_code, error.message)
-
-
-def _unexpected(request: HttpRequest, error: Exception) -> HttpResponse:
+def _answer(request: HttpRequest, error: Any) -> HttpResponse:
+    """Every refusal in the one error shape, with the status it has always had."""
+    if isinstance(error, Refused):
+        return error.error.response()
+    if isinstance(error, ApiError):
+        return error.response()
+    if isinstance(error, HttpError):  # django-ninja's wrapping of what our parser raised
+        cause = error.__cause__
+        if isinstance(cause, ApiError):
+            return cause.response()
+        return error_response(error.status_code, error.message)
+    if isinstance(error, ValidationError):
+        return validation_error_response(error)
+    if isinstance(error, Conflict):
+        return error_response(409, str(error))
+    if isinstance(error, IntegrityError):
+        # A concurrent request won a race the views' existence checks cannot see.
+        return error_response(409, "That conflicts with an existing object of that name.")
+    if isinstance(error, Http404 | ObjectDoesNotExist):
+        return error_response(404, "Not found.")
+    if isinstance(error, RequestDataTooBig):
+        return error_response(413, "The request body is too large.")
     raise error  # Django's handling, as for the pages (django-ninja would answer a traceback)
 
 
-api.add_exception_handler(ApiError, lambda request, error: error.response())
-api.add_exception_handler(Refused, lambda request, error: error.error.response())
-api.add_exception_handler(ValidationError, lambda request, error: validation_error_response(error))
-api.add_exception_handler(Conflict, lambda request, error: error_response(409, str(error)))
-# A concurrent request won a race the views' existence checks cannot see.
-api.add_exception_handler(
-    IntegrityError, _handle(409, "That conflicts with an existing object of that name.")
-)
-api.add_exception_handler(Http404, _handle(404, "Not found."))
-api.add_exception_handler(ObjectDoesNotExist, _handle(404, "Not found."))
-api.add_exception_handler(RequestDataTooBig, _handle(413, "The request body is too large."))
-api.add_exception_handler(HttpError, _parser_error)
-api.add_exception_handler(Exception, _unexpected)
+for refusal_kind in (
+    Refused, ApiError, HttpError, ValidationError, Conflict, IntegrityError, Http404,
+    ObjectDoesNotExist, RequestDataTooBig, Exception,
+):  # fmt: skip
+    api.add_exception_handler(refusal_kind, _answer)
 
 
 def _allowing(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

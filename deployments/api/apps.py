@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import reverse
+from ninja import Body as RequestBody
 from ninja import Router, Status
 from pydantic import ConfigDict, Discriminator, Tag
 
@@ -14,11 +15,26 @@ from deployments import selectors, services
 from deployments.api.auth import ApiRequest
 from deployments.api.errors import ApiError, FieldErrors
 from deployments.api.lookups import TeamApp
-from deployments.api.schemas import NAME, READ_ONLY, Body, Changes, Job, OptionalTimestamp, Out
-from deployments.api.schemas import Text, Timestamp, default, documented, pattern, responses
-from deployments.api.schemas import text_error
+from deployments.api.schemas import (
+    NAME,
+    READ_ONLY,
+    Body,
+    Changes,
+    Job,
+    OptionalTimestamp,
+    Out,
+    Text,
+    Timestamp,
+    default,
+    documented,
+    located,
+    pattern,
+    responses,
+    text_error,
+)
 from deployments.capacity import FARGATE_TASK_SIZES, MAX_TASK_CPU, MIN_TASK_CPU, MIN_TASK_MEMORY
-from deployments.models import MAX_TASKS, App, ScalingSettings
+from deployments.models import MAX_TASKS, ScalingSettings
+from deployments.models import App as AppRow
 from deployments.services import APP_SETTINGS
 from deployments.validators import ENV_NAME, RESERVED_ENV_PREFIXES, validate_config_vars
 
@@ -48,9 +64,7 @@ MEMORY = {
 COMMAND = {"maxLength": 1000, "description": "Overrides the image's command; empty keeps it."}
 MIN_HEALTHY_PERCENT = {"minimum": 0, "maximum": 100}
 MAX_PERCENT = {"minimum": 100, "maximum": 400}
-CIRCUIT_BREAKER = {
-    "description": "Stop a failing rollout and roll back to the last good release."
-}
+CIRCUIT_BREAKER = {"description": "Stop a failing rollout and roll back to the last good release."}
 ROLLOUT_TIMEOUT = {
     "minimum": 60,
     "maximum": 86400,
@@ -68,7 +82,7 @@ CPU_TARGET = {
     "maximum": 100,
     "description": "Average CPU utilisation (%) autoscaling keeps the tasks at.",
 }
-CONFIG_VARS = {
+CONFIG_VARS: dict[str, Any] = {
     "description": "Environment variables, NAME → value. Names: letters, digits and "
     "underscores, not starting with a digit, not starting with "
     f"{' or '.join(RESERVED_ENV_PREFIXES)}; values are strings. At most 48 KiB in all.",
@@ -101,11 +115,10 @@ class Scaling(Out):
         return scaling.app.desired_count
 
 
-class AppOut(Out):
+class App(Out):
     """An app as `selectors.apps_with_status` reads it. Values of config vars and secrets are
     never shown: only their names."""
 
-    model_config = ConfigDict(title="App")
     name: str = documented(**NAME)
     cluster: str
     port: int = documented(**PORT)
@@ -147,23 +160,23 @@ class AppOut(Out):
     updated_at: Timestamp
 
     @staticmethod
-    def resolve_cluster(app: App) -> str:
+    def resolve_cluster(app: AppRow) -> str:
         return app.cluster.name
 
     @staticmethod
-    def resolve_config_var_names(app: App) -> list[str]:
+    def resolve_config_var_names(app: AppRow) -> list[str]:
         return sorted(app.config_vars)
 
     @staticmethod
-    def resolve_secret_names(app: App) -> list[str]:
+    def resolve_secret_names(app: AppRow) -> list[str]:
         return sorted(app.secrets)
 
     @staticmethod
-    def resolve_live_release(app: App) -> int | None:
+    def resolve_live_release(app: AppRow) -> int | None:
         return getattr(app, "live_version", None)
 
     @staticmethod
-    def resolve_active_deployment(app: App) -> int | None:
+    def resolve_active_deployment(app: AppRow) -> int | None:
         return getattr(app, "active_deployment_id", None)
 
 
@@ -178,25 +191,27 @@ APP_READ_ONLY = dict.fromkeys(
 
 
 class AppCreate(Body):
-    name: Text = documented(**NAME | {"description": "Unique within the team. " + NAME["description"]})
+    name: Text = documented(
+        **NAME | {"description": "Unique within the team. " + NAME["description"]}
+    )
     cluster: Text = documented(
         description="The name of one of the team's clusters. The app's ECS service is created by "
         "its first deploy."
     )
-    port: int = documented(default(App, "port"), **PORT)
-    health_check_path: Text = documented(default(App, "health_check_path"), **HEALTH_CHECK_PATH)
-    cpu: int = documented(default(App, "cpu"), **CPU)
-    memory: int = documented(default(App, "memory"), **MEMORY)
+    port: int = documented(default(AppRow, "port"), **PORT)
+    health_check_path: Text = documented(default(AppRow, "health_check_path"), **HEALTH_CHECK_PATH)
+    cpu: int = documented(default(AppRow, "cpu"), **CPU)
+    memory: int = documented(default(AppRow, "memory"), **MEMORY)
     command: Text = documented("", **COMMAND)
     min_healthy_percent: int = documented(
-        default(App, "min_healthy_percent"), **MIN_HEALTHY_PERCENT
+        default(AppRow, "min_healthy_percent"), **MIN_HEALTHY_PERCENT
     )
-    max_percent: int = documented(default(App, "max_percent"), **MAX_PERCENT)
-    circuit_breaker: bool = documented(default(App, "circuit_breaker"), **CIRCUIT_BREAKER)
+    max_percent: int = documented(default(AppRow, "max_percent"), **MAX_PERCENT)
+    circuit_breaker: bool = documented(default(AppRow, "circuit_breaker"), **CIRCUIT_BREAKER)
     rollout_timeout_seconds: int = documented(
-        default(App, "rollout_timeout_seconds"), **ROLLOUT_TIMEOUT
+        default(AppRow, "rollout_timeout_seconds"), **ROLLOUT_TIMEOUT
     )
-    desired_count: int = documented(default(App, "desired_count"), **DESIRED_COUNT)
+    desired_count: int = documented(default(AppRow, "desired_count"), **DESIRED_COUNT)
     config_vars: dict[str, Any] = documented(None, **CONFIG_VARS)
     read_only: ClassVar = APP_READ_ONLY
 
@@ -302,7 +317,7 @@ def _check_task_range(fields: dict[str, Any], scaling: ScalingSettings) -> None:
 
 @router.get(
     "/apps",
-    response=responses(200, list[AppOut], 401),
+    response=responses(200, list[App], 401),
     url_name="apps",
     operation_id="listApps",
     summary="List the team's apps",
@@ -313,8 +328,9 @@ def app_list(request: ApiRequest) -> object:
 
 @router.post(
     "/apps",
-    response=responses(201, AppOut, 400, 401, 403, 409, 413),
+    response=responses(201, App, 400, 401, 403, 409, 413),
     operation_id="createApp",
+    openapi_extra=located(201, "The app's"),
     summary="Create an app on one of the team's clusters",
     description="Records the app and its scaling settings (autoscaling 2–5 tasks at 75 % CPU). "
     "Nothing runs until its first deploy, which creates the ECS service.",
@@ -345,7 +361,7 @@ def app_create(request: ApiRequest, payload: AppCreate, response: HttpResponse) 
 
 @router.get(
     "/apps/{str:name}",
-    response=responses(200, AppOut, 401, 404),
+    response=responses(200, App, 401, 404),
     url_name="app",
     operation_id="getApp",
     summary="Show an app: settings, scaling, live release, rollout in flight",
@@ -356,7 +372,7 @@ def app_get(request: ApiRequest, name: TeamApp) -> object:
 
 @router.patch(
     "/apps/{str:name}",
-    response=responses(200, AppOut, 400, 401, 403, 404, 409, 413),
+    response=responses(200, App, 400, 401, 403, 404, 409, 413),
     operation_id="updateApp",
     summary="Change an app's settings",
 )
@@ -393,7 +409,7 @@ def app_delete(request: ApiRequest, name: TeamApp) -> object:
     description="Saved at once and applied to the ECS service in the background (by the first "
     "deploy when there is no service yet); applied_at says when.",
 )
-def app_scaling(request: ApiRequest, name: TeamApp, payload: ScalingUpdate) -> object:
+def app_scaling(request: ApiRequest, name: TeamApp, payload: RequestBody[ScalingUpdate]) -> object:
     fields = payload.changes()
     fields["autoscaling_enabled"] = fields.pop("autoscaling")
     _check_task_range(fields, name.scaling)

@@ -16,10 +16,22 @@ from deployments import selectors, services
 from deployments.api.auth import ApiRequest
 from deployments.api.errors import ApiError, FieldErrors
 from deployments.api.lookups import TeamCluster
-from deployments.api.schemas import NAME, READ_ONLY, REGION, Body, Changes, OptionalTimestamp, Out
-from deployments.api.schemas import Text, Timestamp, documented, responses
+from deployments.api.schemas import (
+    NAME,
+    READ_ONLY,
+    REGION,
+    Body,
+    Changes,
+    OptionalTimestamp,
+    Out,
+    Text,
+    Timestamp,
+    documented,
+    located,
+    responses,
+)
 from deployments.capacity import DEFAULT_INSTANCE_TYPE, INSTANCE_TYPES
-from deployments.models import Cluster
+from deployments.models import Cluster as ClusterRow
 from deployments.services import SCALABLE_FIELDS
 
 router = Router(tags=["clusters"])
@@ -69,7 +81,7 @@ class ClusterCapacity(BaseModel):
     )
 
 
-class ClusterOut(Out):
+class Cluster(Out):
     name: str = documented(**CLUSTER_NAME)
     account: str = documented(**ACCOUNT)
     region: str = documented(**CLUSTER_REGION)
@@ -78,7 +90,7 @@ class ClusterOut(Out):
     desired_instances: int = documented(**INSTANCES, description="At most max_instances.")
     max_instances: int = documented(**INSTANCES)
     status: str = documented(
-        enum=Cluster.Status.values,
+        enum=ClusterRow.Status.values,
         readOnly=True,
         description="pending → provisioning → ready | failed; deleting → deleted.",
     )
@@ -93,11 +105,11 @@ class ClusterOut(Out):
     updated_at: Timestamp
 
     @staticmethod
-    def resolve_account(cluster: Cluster) -> str:
+    def resolve_account(cluster: ClusterRow) -> str:
         return cluster.account.name
 
     @staticmethod
-    def resolve_capacity(cluster: Cluster) -> dict[str, Any]:
+    def resolve_capacity(cluster: ClusterRow) -> dict[str, Any]:
         """The live capacity the tick last read (none unless the cluster is ready)."""
         live = cluster.live_instances is not None
         return {
@@ -160,7 +172,7 @@ def check_instance_order(values: Mapping[str, Any], given: Collection[str]) -> N
 
 @router.get(
     "/clusters",
-    response=responses(200, list[ClusterOut], 401),
+    response=responses(200, list[Cluster], 401),
     url_name="clusters",
     operation_id="listClusters",
     summary="List the team's clusters (all but deleted ones)",
@@ -171,15 +183,16 @@ def cluster_list(request: ApiRequest) -> object:
 
 @router.post(
     "/clusters",
-    response=responses(201, ClusterOut, 400, 401, 403, 409, 413),
+    response=responses(201, Cluster, 400, 401, 403, 409, 413),
     operation_id="createCluster",
+    openapi_extra=located(201, "The cluster's"),
     summary="Create a cluster",
     description="Records the cluster (status pending) and queues its provisioning; follow it "
     "with GET /clusters/{name} until status is ready or failed.",
 )
 def cluster_create(request: ApiRequest, payload: ClusterCreate, response: HttpResponse) -> object:
     fields = payload.changes()
-    blank = Cluster()  # for the model's defaults
+    blank = ClusterRow()  # for the model's defaults
     check_instance_order({name: getattr(blank, name) for name in INSTANCE_FIELDS} | fields, fields)
     account_name = fields.pop("account")
     account = selectors.accounts_of(request.team).filter(name=account_name).first()
@@ -201,7 +214,7 @@ def cluster_create(request: ApiRequest, payload: ClusterCreate, response: HttpRe
 
 @router.get(
     "/clusters/{str:name}",
-    response=responses(200, ClusterOut, 401, 404),
+    response=responses(200, Cluster, 401, 404),
     url_name="cluster",
     operation_id="getCluster",
     summary="Show a cluster, with its provisioning steps and AWS resources",
@@ -212,7 +225,7 @@ def cluster_get(request: ApiRequest, name: TeamCluster) -> object:
 
 @router.patch(
     "/clusters/{str:name}",
-    response=responses(202, ClusterOut, 400, 401, 403, 404, 409, 413),
+    response=responses(202, Cluster, 400, 401, 403, 404, 409, 413),
     operation_id="scaleCluster",
     summary="Resize a ready cluster",
     description="Changes the instance type and/or counts and queues applying them.",
@@ -221,7 +234,9 @@ def cluster_scale(request: ApiRequest, name: TeamCluster, payload: ClusterScale)
     changes = payload.changes()
     if not changes:
         raise ApiError(400, f"Send at least one of: {', '.join(SCALABLE_FIELDS)}.")
-    check_instance_order({field: getattr(name, field) for field in INSTANCE_FIELDS} | changes, changes)
+    check_instance_order(
+        {field: getattr(name, field) for field in INSTANCE_FIELDS} | changes, changes
+    )
     cluster = services.cluster_scale(
         cluster=name, actor=None, ip_address=request.ip_address, **changes
     )
@@ -230,7 +245,7 @@ def cluster_scale(request: ApiRequest, name: TeamCluster, payload: ClusterScale)
 
 @router.delete(
     "/clusters/{str:name}",
-    response=responses(202, ClusterOut, 401, 403, 404, 409),
+    response=responses(202, Cluster, 401, 403, 404, 409),
     operation_id="deleteCluster",
     summary="Tear a cluster down",
     description="Refused while apps run on it. Deleting a cluster already being deleted is "

@@ -95,7 +95,9 @@ def field_problem(error: ErrorDetails) -> str:
     return error["msg"]
 
 
-def body_refusal(errors: Sequence[tuple[str, ErrorDetails]], read_only: Mapping[str, str]) -> ApiError:
+def body_refusal(
+    errors: Sequence[tuple[str, ErrorDetails]], read_only: Mapping[str, str]
+) -> ApiError:
     """One 400 that lists every problem by field: `errors` are pydantic's, each with the body
     field it is about; `read_only` the fields clients may not send, each with why. The sentence
     names the worst kind of problem: unknown fields, then fields that cannot be set, then the

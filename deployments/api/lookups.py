@@ -16,6 +16,7 @@ from deployments.models import App, Cluster, Team, name_validator
 
 
 def _team(info: ValidationInfo) -> Team:
+    assert info.context is not None  # django-ninja validates parameters with the request
     team: Team = info.context["request"].team
     return team
 
@@ -31,7 +32,9 @@ def _is_name(name: Any) -> bool:
 
 def _cluster_of_team(name: Any, info: ValidationInfo) -> Cluster:
     """The team's live cluster of that name."""
-    cluster = selectors.clusters_of(_team(info)).filter(name=name).first() if _is_name(name) else None
+    cluster = (
+        selectors.clusters_of(_team(info)).filter(name=name).first() if _is_name(name) else None
+    )
     if cluster is None:
         raise ApiError(404, f"This team has no cluster named {name}.")
     return cluster

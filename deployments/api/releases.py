@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, ClassVar, ParamSpec, TypeVar
+from typing import Annotated, Any
 
+import pydantic
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
-from ninja import Query, Router, Status
-import pydantic
+from ninja import Router, Status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from deployments import selectors, services
@@ -21,14 +21,27 @@ from deployments.api.auth import ApiRequest
 from deployments.api.errors import ApiError, FieldErrors
 from deployments.api.lookups import TeamApp
 from deployments.api.parser import parse_json_object
-from deployments.api.schemas import MAX_ID, NAME, Body, OptionalTimestamp, Out, Text, Timestamp
-from deployments.api.schemas import documented, max_length, pattern, refusal, responses
-from deployments.models import Deployment, DeploymentEvent, Release
+from deployments.api.schemas import (
+    MAX_ID,
+    NAME,
+    Body,
+    OptionalTimestamp,
+    Out,
+    Text,
+    Timestamp,
+    documented,
+    located,
+    max_length,
+    pattern,
+    refusal,
+    responses,
+)
+from deployments.models import Deployment as DeploymentRow
+from deployments.models import DeploymentEvent as DeploymentEventRow
+from deployments.models import Release as ReleaseRow
 from deployments.validators import ENV_NAME, MAX_SECRET_BYTES, MAX_SECRET_NAME, validate_image
 
 router = Router(tags=["releases"])
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # Events per answer: a stuck rollout can report for hours.
 EVENTS_PAGE = 100
@@ -37,15 +50,14 @@ MAX_VERSION = 2**31 - 1
 VERSION = {"minimum": 1, "description": "v1, v2, … per app."}
 
 
-class ReleaseOut(Out):
+class Release(Out):
     """An immutable, numbered snapshot of what the app runs. Read with its created_by user
     (select_related) or none."""
 
-    model_config = ConfigDict(title="Release")
     version: int = documented(**VERSION)
     image: str = documented(examples=["nginx:1.27"])
     kind: str = documented(
-        enum=Release.Kind.values,
+        enum=ReleaseRow.Kind.values,
         description="deploy: a new image; config: new config vars; rollback: an earlier "
         "release's image and config again.",
     )
@@ -57,22 +69,21 @@ class ReleaseOut(Out):
         description="The username of who made it; null when made with an API token or the CLI."
     )
     created_at: Timestamp
-    description: str = documented(maxLength=max_length(Release, "description"))
+    description: str = documented(maxLength=max_length(ReleaseRow, "description"))
     rollback_of: int | None = documented(
         minimum=1, description="For a rollback, the version it copies."
     )
 
     @staticmethod
-    def resolve_created_by(release: Release) -> str | None:
+    def resolve_created_by(release: ReleaseRow) -> str | None:
         return release.created_by.get_username() if release.created_by else None
 
     @staticmethod
-    def resolve_rollback_of(release: Release) -> int | None:
+    def resolve_rollback_of(release: ReleaseRow) -> int | None:
         return release.rollback_of.version if release.rollback_of else None
 
 
-class Event(Out):
-    model_config = ConfigDict(title="DeploymentEvent")
+class DeploymentEvent(Out):
     id: int = documented(
         description="Grows with every event recorded: pass the last one seen as events_after to "
         "get only newer ones."
@@ -81,18 +92,17 @@ class Event(Out):
     message: str
 
     @staticmethod
-    def resolve_at(event: DeploymentEvent) -> Any:
+    def resolve_at(event: DeploymentEventRow) -> Any:
         return event.created_at
 
 
-class DeploymentOut(BaseModel):
+class Deployment(BaseModel):
     """One rollout of one release, followed until ECS says how it ended."""
 
-    model_config = ConfigDict(title="Deployment")
     id: int
     app: str = documented(**NAME)
     status: str = documented(
-        enum=Deployment.Status.values,
+        enum=DeploymentRow.Status.values,
         description="queued → registering → updating → in_progress → succeeded | failed | "
         "rolled_back | timed_out | cancelled. rolled_back: ECS's circuit breaker rolled back, the "
         "previous release runs again.",
@@ -112,7 +122,7 @@ class DeploymentOut(BaseModel):
     created_at: Timestamp
     started_at: OptionalTimestamp
     finished_at: OptionalTimestamp
-    events: list[Event] = documented(
+    events: list[DeploymentEvent] = documented(
         description="ECS service events and TinyStacks' own steps in the order they were "
         "recorded: up to 100 after events_after."
     )
@@ -123,37 +133,39 @@ class DeploymentOut(BaseModel):
 
 
 def deployment_out(
-    deployment: Deployment, events: Iterable[DeploymentEvent] = (), more_events: bool = False
-) -> DeploymentOut:
+    deployment: DeploymentRow, events: Iterable[DeploymentEventRow] = (), more_events: bool = False
+) -> Deployment:
     """`deployment` with its app and release loaded; `events` a page of them, oldest first."""
-    return DeploymentOut(
-        id=deployment.pk,
-        app=deployment.app.name,
-        status=deployment.status,
-        release=deployment.release.version,
-        desired=deployment.desired_count,
-        running=deployment.running_count,
-        pending=deployment.pending_count,
-        failed=deployment.failed_count,
-        rollout_state=deployment.rollout_state or None,
-        reason=deployment.rollout_state_reason,
-        created_at=deployment.created_at,
-        started_at=deployment.started_at,
-        finished_at=deployment.finished_at,
-        events=[Event.model_validate(event) for event in events],
-        more_events=more_events,
+    return Deployment.model_validate(
+        {
+            "id": deployment.pk,
+            "app": deployment.app.name,
+            "status": deployment.status,
+            "release": deployment.release.version,
+            "desired": deployment.desired_count,
+            "running": deployment.running_count,
+            "pending": deployment.pending_count,
+            "failed": deployment.failed_count,
+            "rollout_state": deployment.rollout_state or None,
+            "reason": deployment.rollout_state_reason,
+            "created_at": deployment.created_at,
+            "started_at": deployment.started_at,
+            "finished_at": deployment.finished_at,
+            "events": list(events),
+            "more_events": more_events,
+        }
     )
 
 
 class Rollout(Out):
     """A new release and the deployment rolling it out."""
 
-    release: ReleaseOut
-    deployment: DeploymentOut
+    release: Release
+    deployment: Deployment
 
 
 class Cancelled(Out):
-    deployment: DeploymentOut
+    deployment: Deployment
     rollback: Rollout | None = documented(
         description="The rollback to the live release it started; null when the app has never "
         "had a successful rollout."
@@ -162,12 +174,12 @@ class Cancelled(Out):
 
 class Deploy(Body):
     image: Text = documented(
-        maxLength=max_length(Release, "image"),
+        maxLength=max_length(ReleaseRow, "image"),
         description="A Docker image reference.",
         examples=["nginx:1.27", "ghcr.io/acme/web:2.3.1"],
     )
     description: Text = documented(
-        "", maxLength=max_length(Release, "description"), description="Shown with the release."
+        "", maxLength=max_length(ReleaseRow, "description"), description="Shown with the release."
     )
 
 
@@ -196,7 +208,9 @@ class ConfigVars(Body):
 
 
 class SecretValue(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"value": "correct horse battery staple"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"value": "correct horse battery staple"}]}
+    )
     value: Text = Field(
         repr=False,  # so that no error report's variables show it
         description=f"At most {MAX_SECRET_BYTES} bytes (UTF-8), no null characters. Encrypted at "
@@ -225,13 +239,20 @@ def _event_id(raw: Any) -> int:
 EventsAfter = Annotated[
     int,
     BeforeValidator(_event_id),
-    WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
+    WithJsonSchema(
+        {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_ID,
+            "description": "List only the events recorded after the event with this id (default 0: "
+            "from the first). A client following a rollout passes the last id it has seen.",
+        }
+    ),
 ]
 SecretName = Annotated[
     str,
     WithJsonSchema(
         {"type": "string", "maxLength": MAX_SECRET_NAME, "pattern": pattern(ENV_NAME),
-         "examples": ["DATABASE_PASSWORD"],
          "description": "The secret's name: the environment variable the container sees."}
     ),
 ]  # fmt: skip
@@ -245,24 +266,24 @@ DeploymentId = Annotated[
 ]  # fmt: skip
 
 
-def _rollout(deployment: Deployment) -> dict[str, Any]:
+def _rollout(deployment: DeploymentRow) -> dict[str, Any]:
     """A write's answer when it started a rollout: the new release and its deployment."""
     return {"release": deployment.release, "deployment": deployment_out(deployment)}
 
 
-def _accepted(deployment: Deployment, response: HttpResponse) -> Status:
+def _accepted(deployment: DeploymentRow, response: HttpResponse) -> Status[Any]:
     response["Location"] = reverse("api:deployment", args=[deployment.pk])
     return Status(202, _rollout(deployment))
 
 
-def _get_deployment(request: ApiRequest, id: int) -> Deployment:
+def _get_deployment(request: ApiRequest, id: int) -> DeploymentRow:
     deployment = selectors.team_deployment(request.team, id) if id <= MAX_ID else None
     if deployment is None:
         raise ApiError(404, f"This team has no deployment {id}.")
     return deployment
 
 
-def _hiding_variables(view: Callable[P, R]) -> Callable[P, R]:
+def _hiding_variables[**P, R](view: Callable[P, R]) -> Callable[P, R]:
     """sensitive_variables(): error reports show none of the view's variables, nor of the calls
     it makes. The view's signature is kept resolved, for django-ninja (which would look its
     annotations up in Django's module, the wrapper's)."""
@@ -278,6 +299,8 @@ def _take_no_parameters(data: dict[str, Any]) -> None:
         raise refusal(error.errors(include_url=False), NoBody) from None
 
 
+# Follow the rollout at GET /deployments/{id}, the Location header.
+ACCEPTED = located(202, "The deployment's")
 ROLLOUT_ERRORS = (400, 401, 403, 404, 409, 413)
 
 
@@ -286,16 +309,19 @@ ROLLOUT_ERRORS = (400, 401, 403, 404, 409, 413)
     response=responses(202, Rollout, *ROLLOUT_ERRORS),
     url_name="app-deploys",
     operation_id="deployApp",
+    openapi_extra=ACCEPTED,
     summary="Deploy an image",
     description="Makes release vN+1 of the image with the app's current settings and config "
     "vars, and rolls it out. One rollout per app at a time: 409 while another is in flight, "
     "naming it.",
 )
-def app_deploy(request: ApiRequest, name: TeamApp, payload: Deploy, response: HttpResponse) -> object:
+def app_deploy(
+    request: ApiRequest, name: TeamApp, payload: Deploy, response: HttpResponse
+) -> object:
     """The image is checked first, so that a bad reference is a 400 about the field "image" (the
     service says it without a field)."""
     errors: FieldErrors = {}
-    image_length = max_length(Release, "image")
+    image_length = max_length(ReleaseRow, "image")
     if len(payload.image) > image_length:
         errors["image"] = [f"At most {image_length} characters."]
     else:
@@ -303,7 +329,7 @@ def app_deploy(request: ApiRequest, name: TeamApp, payload: Deploy, response: Ht
             validate_image(payload.image)
         except ValidationError as error:
             errors["image"] = error.messages
-    description_length = max_length(Release, "description")
+    description_length = max_length(ReleaseRow, "description")
     if len(payload.description) > description_length:
         errors["description"] = [f"At most {description_length} characters."]
     if errors:
@@ -316,7 +342,7 @@ def app_deploy(request: ApiRequest, name: TeamApp, payload: Deploy, response: Ht
 
 @router.get(
     "/apps/{str:name}/releases",
-    response=responses(200, list[ReleaseOut], 401, 404),
+    response=responses(200, list[Release], 401, 404),
     url_name="app-releases",
     operation_id="listReleases",
     summary="List an app's releases, newest first",
@@ -330,6 +356,7 @@ def release_list(request: ApiRequest, name: TeamApp) -> object:
     response=responses(202, Rollout, *ROLLOUT_ERRORS),
     url_name="app-rollback",
     operation_id="rollbackApp",
+    openapi_extra=ACCEPTED,
     summary="Roll back to an earlier release",
     description="Makes a new release (kind rollback) with that release's image and config vars, "
     "reusing its task definition while it is still active, and rolls it out. 400 when there is "
@@ -352,6 +379,7 @@ def app_rollback(
     response=responses(202, Rollout, *ROLLOUT_ERRORS),
     url_name="app-config",
     operation_id="setConfigVars",
+    openapi_extra=ACCEPTED,
     summary="Replace an app's config vars",
     description="Makes a new release (kind config) of the live image with these environment "
     "variables and rolls it out. 409 before the app's first successful deploy.",
@@ -371,6 +399,7 @@ def app_config(
     response=responses(202, Rollout, *ROLLOUT_ERRORS),
     url_name="app-secret",
     operation_id="setSecret",
+    openapi_extra=ACCEPTED,
     summary="Add or replace a secret",
     description="Encrypts the value, then makes a new release (kind config) of the live image "
     "with it and rolls it out; ECS reads it from an SSM Parameter Store SecureString. The answer "
@@ -396,6 +425,7 @@ def secret_set(
     "/apps/{str:name}/secrets/{str:secret_name}",
     response=responses(202, Rollout, 400, 401, 403, 404, 409),
     operation_id="removeSecret",
+    openapi_extra=ACCEPTED,
     summary="Remove a secret",
     description="Makes a new release (kind config) of the live image without it and rolls it "
     "out. No request body. 400 when the app has no secret of that name (`fields.name`); 409 "
@@ -412,14 +442,12 @@ def secret_unset(
 
 @router.get(
     "/deployments/{int:id}",
-    response=responses(200, DeploymentOut, 400, 401, 404),
+    response=responses(200, Deployment, 400, 401, 404),
     url_name="deployment",
     operation_id="getDeployment",
     summary="Follow a rollout: status, task counts, ECS rollout state and events",
 )
-def deployment_get(
-    request: ApiRequest, id: DeploymentId, events_after: Query[EventsAfter] = 0
-) -> object:
+def deployment_get(request: ApiRequest, id: DeploymentId, events_after: EventsAfter = 0) -> object:
     """The rollout and a page of its events: those after ?events_after=<id>, oldest first."""
     deployment = _get_deployment(request, id)
     events, more = selectors.deployment_events_after(deployment, events_after, EVENTS_PAGE)

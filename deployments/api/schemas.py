@@ -43,7 +43,9 @@ def max_length(model: type[models.Model], name: str) -> int:
 
 
 def default(model: type[models.Model], name: str) -> Any:
-    return model._meta.get_field(name).get_default()
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field.get_default()
 
 
 NAME: JsonSchema = {
@@ -139,7 +141,9 @@ def refusal(errors: Sequence[ErrorDetails], schema: type[Body], depth: int = 0) 
     if located and located[0] and located[0][0] in Body.by_name:
         schema = Body.by_name[str(located[0][0])]
         located = [loc[1:] for loc in located]
-    named = [(str(loc[0]) if loc else "", error) for loc, error in zip(located, errors, strict=True)]
+    named = [
+        (str(loc[0]) if loc else "", error) for loc, error in zip(located, errors, strict=True)
+    ]
     return schema.refusal(named)
 
 
@@ -185,3 +189,10 @@ def responses(success: int, schema: Any, *errors: int) -> dict[int, Any]:
     """An operation's answers: `schema` with status `success`, else an Error with one of
     `errors`."""
     return {success: schema} | dict.fromkeys(errors, Error)
+
+
+def located(status: int, what: str) -> dict[str, Any]:
+    """An operation's `openapi_extra` when its `status` answer names `what`'s URL in a Location
+    header (django-ninja documents no headers of its own)."""
+    header = {"description": f"{what} URL.", "schema": {"type": "string"}}
+    return {"responses": {status: {"headers": {"Location": header}}}}
