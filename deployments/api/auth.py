@@ -1,41 +1,26 @@
-"""Who is calling: a team's bearer token, and `api_view`, the decorator every API view wears.
+"""Who is calling: a team's bearer token, checked before anything else an endpoint does.
 
 Only the Authorization header authenticates. Cookies are never looked at, so a signed-in browser
 gets no access to the API and there is nothing for a cross-site request to borrow: that is why the
-API views can be csrf_exempt.
+API's views are csrf_exempt (as django-ninja makes them).
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import re
-from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Concatenate, ParamSpec, cast
 
-from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, ValidationError
-from django.db import IntegrityError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
+from ninja.security.http import HttpAuthBase
 
 from deployments import selectors
-from deployments.api.serializers import (
-    ApiError,
-    Json,
-    error_response,
-    parse_json_object,
-    validation_error_response,
-)
+from deployments.api.errors import ApiError
 from deployments.client_address import client_address
 from deployments.models import ApiToken, Team
-from deployments.services import Conflict
-
-P = ParamSpec("P")
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # last_used_at is for people deciding which tokens to revoke; minutes are precise enough.
 LAST_USED_PRECISION = timedelta(minutes=1)
 SECRET_SHAPE = re.compile(rf"{re.escape(ApiToken.SECRET_PREFIX)}[A-Za-z0-9_-]{{16,128}}")
@@ -43,10 +28,29 @@ CHALLENGE = 'Bearer realm="TinyStacks API"'
 
 
 class ApiRequest(HttpRequest):
-    token: ApiToken
+    """A request TeamToken has let through."""
+
+    auth: ApiToken
     team: Team
-    data: Json  # the JSON object of a POST or PATCH body
-    ip_address: str | None
+    ip_address: str | None  # for the audit trail
+
+
+class TeamToken(HttpAuthBase):
+    """The caller's team token; owner and deployer tokens may write, viewer tokens only read."""
+
+    openapi_scheme = "bearer"
+    openapi_description = (
+        "A team API token, `tsk_` followed by 43 characters. It is shown once, when made; only its "
+        "hash is stored. Revoked tokens are refused."
+    )
+
+    def __call__(self, request: HttpRequest) -> ApiToken:
+        token = authenticate(request)
+        if request.method not in READ_METHODS and not token.can_write:
+            raise ApiError(403, f"This token has the {token.role} role, which can only read.")
+        request.team = token.team  # type: ignore[attr-defined]
+        request.ip_address = client_address(request)  # type: ignore[attr-defined]
+        return token
 
 
 def authenticate(request: HttpRequest) -> ApiToken:
@@ -77,63 +81,3 @@ def _record_use(token: ApiToken) -> None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-
-
-def _prepare(request: ApiRequest, methods: Sequence[str], public: bool, body: bool) -> None:
-    if request.method not in methods:
-        raise ApiError(
-            405,
-            f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
-            headers={"Allow": ", ".join(methods)},
-        )
-    request.ip_address = client_address(request)
-    request.data = {}
-    if public:
-        return
-    request.token = authenticate(request)
-    request.team = request.token.team
-    if request.method not in READ_METHODS and not request.token.can_write:
-        raise ApiError(403, f"This token has the {request.token.role} role, which can only read.")
-    # An action without parameters (body=False) may be sent with no body at all.
-    if request.method in BODY_METHODS and (body or request.body.strip()):
-        try:
-            request.data = parse_json_object(request.body)
-        except RequestDataTooBig:
-            raise ApiError(413, "The request body is too large.") from None
-
-
-def api_view(
-    *, methods: Sequence[str], public: bool = False, body: bool = True
-) -> Callable[
-    [Callable[Concatenate[ApiRequest, P], HttpResponse]],
-    Callable[Concatenate[HttpRequest, P], HttpResponse],
-]:
-    """Answer only `methods`; unless `public`, require a token and a writer's role for anything
-    but reads; parse JSON bodies into `request.data` (optional when not `body`); turn every
-    refusal into a JSON error, a service's Conflict into a 409."""
-    allowed = tuple(methods)
-
-    def decorator(
-        view: Callable[Concatenate[ApiRequest, P], HttpResponse],
-    ) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
-        def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
-            api_request = cast(ApiRequest, request)
-            try:
-                _prepare(api_request, allowed, public, body)
-                return view(api_request, *args, **kwargs)
-            except ApiError as error:
-                return error.response()
-            except ValidationError as error:
-                return validation_error_response(error)
-            except Conflict as error:
-                return error_response(409, str(error))
-            except IntegrityError:
-                # A concurrent request won a race the views' existence checks cannot see.
-                return error_response(409, "That conflicts with an existing object of that name.")
-            except (Http404, ObjectDoesNotExist):
-                return error_response(404, "Not found.")
-
-        functools.update_wrapper(wrapper, view)
-        return csrf_exempt(wrapper)
-
-    return decorator

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from deployments import services
-from deployments.api.serializers import validation_error_response
+from deployments.api.errors import validation_error_response
 from tests.api.conftest import Api
 
 

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.core import NotSet
 
-from deployments.api.openapi import SPEC
+from deployments.api.api import api
 from deployments.models import Cluster, Deployment, Membership, Team
 from tests import factories
 from tests.api.conftest import make_api_token
 
-schema = schemathesis.openapi.from_dict(SPEC)
+schema = schemathesis.openapi.from_dict(json.loads(json.dumps(api.get_openapi_schema())))
 
 
 @pytest.fixture
