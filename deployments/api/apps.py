@@ -75,8 +75,8 @@ DESIRED_COUNT = {
     "maximum": MAX_TASKS,
     "description": "How many tasks run when autoscaling is off.",
 }
-MIN_TASKS = {"minimum": 0, "maximum": MAX_TASKS, "description": "At most max_tasks."}
-MAX_TASKS_ = {"minimum": 0, "maximum": MAX_TASKS}
+MIN_TASKS_BOUNDS = {"minimum": 0, "maximum": MAX_TASKS, "description": "At most max_tasks."}
+MAX_TASKS_BOUNDS = {"minimum": 0, "maximum": MAX_TASKS}
 CPU_TARGET = {
     "minimum": 1,
     "maximum": 100,
@@ -97,8 +97,8 @@ class Scaling(Out):
         description="true: Application Auto Scaling keeps average CPU at cpu_target with "
         "min_tasks to max_tasks tasks; false: desired_count tasks."
     )
-    min_tasks: int = documented(**MIN_TASKS)
-    max_tasks: int = documented(**MAX_TASKS_)
+    min_tasks: int = documented(**MIN_TASKS_BOUNDS)
+    max_tasks: int = documented(**MAX_TASKS_BOUNDS)
     cpu_target: int = documented(**CPU_TARGET)
     desired_count: int = documented(**DESIRED_COUNT)
     applied_at: OptionalTimestamp = documented(
@@ -242,8 +242,8 @@ class AppUpdate(Changes):
 class AutoscalingUpdate(Changes):
     model_config = ConfigDict(title="Autoscaling on CPU")
     autoscaling: Literal[True]
-    min_tasks: int = documented(None, **MIN_TASKS)
-    max_tasks: int = documented(None, **MAX_TASKS_)
+    min_tasks: int = documented(None, **MIN_TASKS_BOUNDS)
+    max_tasks: int = documented(None, **MAX_TASKS_BOUNDS)
     cpu_target: int = documented(None, **CPU_TARGET)
     read_only: ClassVar = {"desired_count": "Only with autoscaling false."}
 
