@@ -36,8 +36,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
+# Test files shared out over the cores (at most 4: each worker takes a Redis database of its
+# own), then the Schemathesis fuzzing, whose cases share one test id that pytest-xdist cannot share out.
+FUZZ := tests/security/test_fuzz_api.py
 pytest: $(VENV)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile --ignore=$(FUZZ)
+	$(BIN)/pytest $(FUZZ)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .mypy_cache .ruff_cache .pytest_cache

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import django_rq
@@ -34,21 +35,34 @@ def fast_password_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def _own_database(url: str) -> str:
+    """Each pytest-xdist worker gets a Redis database of its own: tests flush theirs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) + 1 + int(worker.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The machine's Redis when REDIS_URL is set (CI), else an embedded one for this test run."""
+    """The machine's Redis when REDIS_URL is set (CI), else an embedded one for this test run
+    (for each xdist worker, as each has its own session)."""
+    process = None
     if settings.REDIS_URL:
-        yield settings.REDIS_URL
-        return
-    socket = tmp_path_factory.mktemp("redis") / "redis.sock"
-    process = embedded_redis.start(socket)
-    url = f"unix://{socket}"
+        url = _own_database(settings.REDIS_URL)
+    else:
+        socket = tmp_path_factory.mktemp("redis") / "redis.sock"
+        process = embedded_redis.start(socket)
+        url = f"unix://{socket}"
     original = settings.RQ_QUEUES["default"]["URL"]
     settings.RQ_QUEUES["default"]["URL"] = url  # django-rq reads this dict on every connection
     yield url
     settings.RQ_QUEUES["default"]["URL"] = original
-    process.terminate()
-    process.wait(timeout=5)
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=5)
 
 
 @pytest.fixture
