@@ -11,5 +11,6 @@ app_name = "api"
 urlpatterns = [
     *api_urls(),
     # Last: anything else under the API is a JSON 404 (not documented: it is not an endpoint).
-    re_path(r"^(?P<path>.*)$", not_found, name="not-found"),
+    # (?s:…): a path with an encoded newline is unknown too, not Django's HTML 404.
+    re_path(r"^(?P<path>(?s:.*))\Z", not_found, name="not-found"),
 ]

@@ -170,7 +170,9 @@ def test_wrong_methods_are_405_in_json_with_allow(
         assert response.json() == {"error": f"Method {method} is not allowed here; use {allow}."}
 
 
-@pytest.mark.parametrize("path", ["/nothing", "/clusters/", "/clusters/main/apps", "/"])
+@pytest.mark.parametrize(
+    "path", ["/nothing", "/clusters/", "/clusters/main/apps", "/", "/deployments/a%0Ab/cancel"]
+)
 def test_unknown_paths_are_404_in_json(api: Api, owner_token: str, path: str) -> None:
     response = api("POST", path, owner_token, {})
 
