@@ -86,7 +86,7 @@ def record(
         "pending_count": verdict.pending,
         # Never fewer than seen: ECS resets its count once a task runs, and forgets the
         # deployment it rolled back from, but its failed tasks stay failed.
-        "failed_count": max(verdict.failed, stopped.failed, deployment.failed_count),
+        "failed_count": max(verdict.failed, stopped.failed),
         "rollout_state": verdict.rollout_state or deployment.rollout_state,
         "rollout_state_reason": _with_stop(verdict.reason, stopped.latest_reason),
     }
@@ -168,7 +168,9 @@ def _stopped(
             message=f"{TASKS_STOPPED}{seen.latest_reason}",
             created_at=timezone.now(),
         )
-    return rollouts.Stopped(seen.failed, seen.latest_reason or known.latest_reason)
+    return rollouts.Stopped(
+        max(seen.failed, known.failed), seen.latest_reason or known.latest_reason
+    )
 
 
 def _recorded_stop_reason(deployment: Deployment) -> str:

@@ -320,18 +320,16 @@ def app_deploy(
 ) -> object:
     """The image is checked first, so that a bad reference is a 400 about the field "image" (the
     service says it without a field)."""
-    errors: FieldErrors = {}
-    image_length = max_length(ReleaseRow, "image")
-    if len(payload.image) > image_length:
-        errors["image"] = [f"At most {image_length} characters."]
-    else:
+    errors: FieldErrors = {
+        field: [f"At most {max_length(ReleaseRow, field)} characters."]
+        for field in ("image", "description")
+        if len(getattr(payload, field)) > max_length(ReleaseRow, field)
+    }
+    if "image" not in errors:
         try:
             validate_image(payload.image)
         except ValidationError as error:
             errors["image"] = error.messages
-    description_length = max_length(ReleaseRow, "description")
-    if len(payload.description) > description_length:
-        errors["description"] = [f"At most {description_length} characters."]
     if errors:
         raise ApiError(400, f"Invalid value(s) for: {', '.join(errors)}.", errors)
     deployment = services.deployment_start(

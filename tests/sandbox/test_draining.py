@@ -57,15 +57,20 @@ def started(ecs: Any, cluster: SandboxCluster, sim: Simulator, **service: Any) -
     tick_until(sim, lambda: rollout_state(ecs, cluster) == "COMPLETED")
 
 
+def drain_a_host(ecs: Any, cluster: SandboxCluster) -> tuple[dict[str, Any], str]:
+    """Drain the instance of the service's first task: (that task, the instance's ARN)."""
+    victim = running_tasks(ecs, cluster)[0]
+    drained: str = victim["containerInstanceArn"]
+    set_state(ecs, cluster, drained, "DRAINING")
+    return victim, drained
+
+
 def test_running_tasks_are_replaced_before_they_stop_at_minimum_healthy_100(
     clients: Clients, sim: Simulator, cluster: SandboxCluster
 ) -> None:
     ecs = clients.ecs
     started(ecs, cluster, sim, desired=3, minimum=100, maximum=200)
-    victim = running_tasks(ecs, cluster)[0]
-    drained = victim["containerInstanceArn"]
-
-    set_state(ecs, cluster, drained, "DRAINING")
+    victim, drained = drain_a_host(ecs, cluster)
     for _ in range(10):
         sim.tick()
         running = [t for t in live_tasks(ecs, cluster) if t["lastStatus"] == "RUNNING"]
@@ -87,10 +92,7 @@ def test_below_minimum_healthy_100_tasks_stop_first_within_maximum_percent(
 ) -> None:
     ecs = clients.ecs
     started(ecs, cluster, sim, desired=2, minimum=50, maximum=100)
-    victim = running_tasks(ecs, cluster)[0]
-    drained = victim["containerInstanceArn"]
-
-    set_state(ecs, cluster, drained, "DRAINING")
+    victim, drained = drain_a_host(ecs, cluster)
     sim.tick()
 
     assert task(ecs, cluster, victim["taskArn"])["stoppedReason"] == DRAINING_REASON
